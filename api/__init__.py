@@ -1,0 +1,1 @@
+"""The FastAPI service: a thin shell over curate/ (no selection logic here)."""

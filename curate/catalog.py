@@ -1,0 +1,105 @@
+"""The catalog: which pools and manifests exist. Artifacts live in files; rows point at them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import lru_cache
+
+from sqlalchemy import JSON, DateTime, Integer, String, create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from curate.config import Settings
+from curate.errors import NotFoundError
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PoolRow(Base):
+    __tablename__ = "pools"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True, index=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), index=True)
+    n_records: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    info: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class ManifestRow(Base):
+    __tablename__ = "manifests"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    pool_id: Mapped[str] = mapped_column(String(32), index=True)
+    selector: Mapped[str] = mapped_column(String(64), index=True)
+    selected: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+@lru_cache(maxsize=16)
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(conn, _record) -> None:  # concurrent readers while a writer works
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    Base.metadata.create_all(engine)
+    return engine
+
+
+def engine_for(settings: Settings) -> Engine:
+    settings.root.mkdir(parents=True, exist_ok=True)
+    return _engine(settings.catalog_url)
+
+
+@contextmanager
+def session(settings: Settings) -> Iterator[Session]:
+    with Session(engine_for(settings), expire_on_commit=False) as db:
+        try:
+            yield db
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+
+def get_pool(settings: Settings, name_or_id: str) -> PoolRow:
+    with session(settings) as db:
+        row = db.get(PoolRow, name_or_id) or db.scalar(select(PoolRow).where(PoolRow.name == name_or_id))
+        if row is None:
+            names = db.scalars(select(PoolRow.name).order_by(PoolRow.name)).all()
+            raise NotFoundError(
+                f"no pool named '{name_or_id}'; known pools: {', '.join(names) or '(none — run curate ingest)'}"
+            )
+        return row
+
+
+def list_pools(settings: Settings) -> list[PoolRow]:
+    with session(settings) as db:
+        return list(db.scalars(select(PoolRow).order_by(PoolRow.created_at, PoolRow.name)))
+
+
+def list_manifests(
+    settings: Settings, *, pool_id: str | None = None, selector: str | None = None
+) -> list[ManifestRow]:
+    query = select(ManifestRow).order_by(ManifestRow.created_at, ManifestRow.id)
+    if pool_id:
+        query = query.where(ManifestRow.pool_id == pool_id)
+    if selector:
+        query = query.where(ManifestRow.selector == selector)
+    with session(settings) as db:
+        return list(db.scalars(query))

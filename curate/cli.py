@@ -1,0 +1,271 @@
+"""The composition root: the only module of curate/ that imports api/ or pipelines/.
+
+Exit codes: 0 success, 2 bad input (message names file, line and field), 1 internal error,
+130 interrupted. ``--json`` prints machine-readable output (errors too) on stdout.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from curate.config import Settings, get_settings
+from curate.errors import CurateError, InputError
+
+
+def _emit(ctx_json: bool, payload: dict, human: str) -> None:
+    if ctx_json:
+        click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    else:
+        click.echo(human)
+
+
+def command(group: click.Group, name: str | None = None, **kw):
+    """A subcommand with the shared --json/--home options and the exit-code contract."""
+
+    def wrap(fn):
+        @group.command(name, **kw)
+        @click.option("--json", "as_json", is_flag=True, help="Machine-readable output on stdout.")
+        @click.option("--home", type=click.Path(path_type=Path), default=None, help="CURATE_HOME (default ./.curate).")
+        @functools.wraps(fn)
+        def run(as_json: bool, home: Path | None, **kwargs):
+            try:
+                settings = get_settings(home)
+                return fn(settings=settings, as_json=as_json, **kwargs)
+            except CurateError as exc:
+                if as_json:
+                    click.echo(json.dumps({"error": exc.to_dict()}, default=str))
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(exc.exit_code)
+            except KeyboardInterrupt:
+                click.echo("interrupted: nothing was left half-written", err=True)
+                sys.exit(130)
+            except Exception as exc:  # noqa: BLE001 — the contract says exit 1, one line, no traceback
+                if os.environ.get("CURATE_DEBUG"):
+                    traceback.print_exc()
+                if as_json:
+                    click.echo(json.dumps({"error": {"code": "internal_error", "message": str(exc)}}))
+                msg = f"internal error: {type(exc).__name__}: {exc} (set CURATE_DEBUG=1 for a traceback)"
+                click.echo(msg, err=True)
+                sys.exit(1)
+
+        return run
+
+    return wrap
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="curate")
+def main() -> None:
+    """curate: pick weighted training subsets from large candidate pools."""
+
+
+class _Bars:
+    """One tqdm bar per stage on a terminal; silent otherwise (CI logs stay readable)."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.bars: dict[str, object] = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(desc=stage, total=total or None, unit="rec", leave=False)
+        bar.total = total or None
+        bar.n = done
+        bar.refresh()
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _ingest_summary(report: dict) -> str:
+    pool, read, dup = report["pool"], report["read"], report["duplicates"]
+    lines = [
+        f"pool {pool['name']} ({pool['id']}): {pool['n_records']} records, fingerprint {pool['fingerprint'][:16]}…",
+        f"  read {read['records']} records from {read['file']} at {read['records_per_s']} rec/s",
+        f"  duplicate texts: {dup['duplicate_text_records']} records"
+        f" (dropped {dup['dropped_duplicate_texts']}); duplicate ids dropped: {dup['dropped_duplicate_ids']}",
+    ]
+    for name, st in report.get("stages", {}).items():
+        state = "cached" if st.get("cached") else f"{st.get('records_per_s')} rec/s"
+        lines.append(f"  {name}: {state}")
+    return "\n".join(lines)
+
+
+@command(main, "ingest")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--pool", "pool", required=True, help="Pool name.")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--id-field", default=None, help="Default: 'id' if present, else ids from the text hash.")
+@click.option("--domain-field", default=None, help="Default: 'domain' if present.")
+@click.option("--embed/--no-embed", default=True, show_default=True)
+@click.option("--model", default=None, help="sentence-transformers model name or local path.")
+@click.option("--embedding-field", default=None, help="Use this list-of-float field as embeddings.")
+@click.option("--clusters", type=int, default=None, help="k-means clusters (default sqrt(n); 0 = none).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--drop-duplicates", is_flag=True, help="Drop later records whose text repeats exactly.")
+@click.option("--on-duplicate-id", type=click.Choice(["error", "keep-first"]), default="error", show_default=True)
+@click.option("--replace", is_flag=True, help="Replace an existing pool of the same name.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def ingest_cmd(settings: Settings, as_json: bool, path: Path, pool: str, **opts) -> None:
+    """Read PATH (JSONL[.gz|.zst], Parquet, CSV) into a pool and compute its features."""
+    from curate.ingest import IngestParams, ingest
+
+    if opts["model"] is None:
+        opts.pop("model")
+    params = IngestParams(**opts)
+    bars = _Bars()
+    try:
+        report = ingest(settings, path, pool, params, progress=bars)
+    finally:
+        bars.close()
+    _emit(as_json, report, _ingest_summary(report))
+
+
+def parse_param_pairs(pairs: tuple[str, ...]) -> dict:
+    """``key=value`` pairs; values are JSON when they parse as JSON (numbers, booleans, lists)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"--param expects key=value, got '{pair}'", field="param")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _manifest_summary(doc: dict) -> str:
+    metrics = ", ".join(f"{k}={v}" for k, v in doc["metrics"].items() if not isinstance(v, dict))
+    return (
+        f"manifest {doc['id']}\n  selector {doc['selector']['name']}: selected {doc['budget']['selected']}"
+        f" of {doc['pool']['n_records']} (requested {doc['budget']['requested']}), seed {doc['seed']}\n"
+        f"  metrics: {metrics}\n  path: {doc['path']}"
+    )
+
+
+@command(main, "select")
+@click.option("--pool", required=True)
+@click.option("--selector", required=True)
+@click.option("--budget", required=True, help="Record count (100) or fraction of the pool (0.1).")
+@click.option("--target", default=None, help="A file of target texts or a pool name.")
+@click.option("--param", "params", multiple=True, help="Selector parameter key=value (repeatable).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the manifest folder here.")
+def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target, params, seed, out) -> None:
+    """Select a weighted subset of a pool and write a manifest."""
+    from curate.select import run_selection
+
+    doc = run_selection(
+        settings,
+        pool=pool,
+        selector=selector,
+        budget=budget,
+        params=parse_param_pairs(params),
+        seed=seed,
+        target=target,
+        out=out,
+    )
+    _emit(as_json, doc, _manifest_summary(doc))
+
+
+@command(main, "selectors")
+def selectors_cmd(settings: Settings, as_json: bool) -> None:
+    """List selectors with their parameters and defaults."""
+    from curate.selectors.base import REGISTRY, describe, get_selector
+
+    get_selector("random")  # fills the registry
+    infos = [describe(REGISTRY[name]) for name in sorted(REGISTRY)]
+    lines = []
+    for info in infos:
+        lines.append(f"{info['name']} (v{info['version']}): {info['description']}")
+        props = info["params_schema"].get("properties", {})
+        for key, default in info["defaults"].items():
+            lines.append(f"    {key} = {json.dumps(default)}  {props.get(key, {}).get('description', '')}".rstrip())
+    _emit(as_json, {"selectors": infos}, "\n".join(lines))
+
+
+@main.group("manifest")
+def manifest_group() -> None:
+    """Show, verify and export manifests."""
+
+
+@command(manifest_group, "show")
+@click.argument("id_or_dir")
+def manifest_show(settings: Settings, as_json: bool, id_or_dir: str) -> None:
+    """Print a manifest's header."""
+    from curate.manifest import locate, read_manifest
+
+    doc = read_manifest(locate(settings, id_or_dir))
+    _emit(as_json, doc, json.dumps(doc, indent=2, sort_keys=True))
+
+
+@command(manifest_group, "verify")
+@click.argument("id_or_dir")
+def manifest_verify(settings: Settings, as_json: bool, id_or_dir: str) -> None:
+    """Recompute every checksum, the id and the subset invariants."""
+    from curate.manifest import ManifestError, locate, verify
+
+    path = locate(settings, id_or_dir)
+    problems = verify(path)
+    if problems:
+        raise ManifestError(f"manifest failed verification: {'; '.join(problems)}", file=str(path))
+    _emit(as_json, {"ok": True, "path": str(path)}, f"ok: {path}")
+
+
+@command(manifest_group, "export")
+@click.argument("id_or_dir")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "jsonl", "csv"]), required=True)
+@click.option("--with-text", is_flag=True, help="Join each row with its record's text.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Default ./<id12>.subset.<format>")
+def manifest_export(settings: Settings, as_json: bool, id_or_dir: str, fmt: str, with_text: bool, out) -> None:
+    """Write the subset as Parquet, JSONL or CSV."""
+    from curate.manifest import export, locate
+
+    path = locate(settings, id_or_dir)
+    out = out or Path(f"{path.name[:12]}.subset.{fmt}")
+    written = export(settings, path, fmt, out, with_text=with_text)
+    _emit(as_json, {"path": str(written)}, str(written))
+
+
+@command(main, "run")
+@click.argument("pipeline", type=click.Path(path_type=Path))
+def run_cmd(settings: Settings, as_json: bool, pipeline: Path) -> None:
+    """Run a batch pipeline file: one ingest, then its selections."""
+    from pipelines.runner import format_summary, run_pipeline
+
+    result = run_pipeline(pipeline, settings, progress=_Bars())
+    _emit(as_json, result, format_summary(result))
+
+
+@command(main, "serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+def serve_cmd(settings: Settings, as_json: bool, host: str, port: int) -> None:
+    """Serve the REST API."""
+    import uvicorn
+
+    from api.app import create_app, is_loopback
+
+    if not settings.api_tokens and not is_loopback(host):
+        raise InputError(
+            f"refusing to bind {host} without CURATE_API_TOKENS; set tokens or use 127.0.0.1", field="host"
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""A pool on disk: records.parquet plus pointers to its cached features."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from curate import catalog
+from curate.config import Settings
+from curate.errors import InputError
+from curate.io import write_json
+from curate.stages.ngrams import NgramFeatures
+
+
+@dataclass
+class Pool:
+    settings: Settings
+    id: str
+    name: str
+    fingerprint: str
+    n_records: int
+    dir: Path
+    info: dict
+
+    @classmethod
+    def load(cls, settings: Settings, name_or_id: str) -> Pool:
+        row = catalog.get_pool(settings, name_or_id)
+        path = Path(row.path)
+        info = json.loads((path / "pool.json").read_text())
+        return cls(settings, row.id, row.name, row.fingerprint, row.n_records, path, info)
+
+    @property
+    def records_path(self) -> Path:
+        return self.dir / "records.parquet"
+
+    @property
+    def features_root(self) -> Path:
+        return self.settings.features_dir / self.fingerprint[:24]
+
+    def ref(self) -> dict:
+        return {"id": self.id, "name": self.name, "fingerprint": self.fingerprint, "n_records": self.n_records}
+
+    # --- records ---------------------------------------------------------------------------
+
+    def scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.records_path)
+
+    def iter_batches(self, columns: list[str], batch_rows: int = 50_000) -> Iterator[pl.DataFrame]:
+        for batch in pq.ParquetFile(self.records_path).iter_batches(columns=columns, batch_size=batch_rows):
+            yield pl.from_arrow(batch)
+
+    def iter_column(self, name: str, batch_rows: int = 50_000) -> Iterator[pl.Series]:
+        for frame in self.iter_batches([name], batch_rows):
+            yield frame.to_series()
+
+    def iter_rows_where(
+        self, row_ids: np.ndarray, columns: list[str], batch_rows: int = 8192
+    ) -> Iterator[pl.DataFrame]:
+        """Only the wanted rows (sorted ``row_ids``), in row order, in batches of ``batch_rows``."""
+        wanted = np.sort(np.asarray(row_ids, np.int64))
+        pending: list[pl.DataFrame] = []
+        pending_rows = 0
+        for frame in self.iter_batches(["row_id", *columns]):
+            ids = frame["row_id"].to_numpy()
+            lo, hi = np.searchsorted(wanted, [ids[0], ids[-1] + 1])
+            if lo == hi:
+                continue
+            mask = np.isin(ids, wanted[lo:hi], assume_unique=True)
+            pending.append(frame.filter(pl.Series(mask)))
+            pending_rows += pending[-1].height
+            while pending_rows >= batch_rows:
+                merged = pl.concat(pending)
+                yield merged.head(batch_rows)
+                rest = merged.slice(batch_rows)
+                pending, pending_rows = [rest], rest.height
+        if pending_rows:
+            yield pl.concat(pending)
+
+    def column(self, name: str) -> pl.Series:
+        return self.scan().select(name).collect().to_series()
+
+    @property
+    def has_domain(self) -> bool:
+        return bool(self.info.get("fields", {}).get("domain"))
+
+    # --- features --------------------------------------------------------------------------
+
+    def feature_path(self, kind: str) -> Path | None:
+        rel = self.info.get("features", {}).get(kind)
+        return self.features_root / rel if rel else None
+
+    def set_feature(self, kind: str, path: Path) -> None:
+        self.info.setdefault("features", {})[kind] = path.name
+        write_json(self.dir / "pool.json", self.info)
+
+    def _require(self, kind: str, hint: str) -> Path:
+        path = self.feature_path(kind)
+        if path is None or not (path / "stage.json").exists():
+            raise InputError(f"pool '{self.name}' has no {kind}; {hint}")
+        return path
+
+    def embeddings(self) -> np.ndarray:
+        path = self._require("embed", "ingest it with --embed (or --embedding-field)")
+        return np.load(path / "embeddings.npy", mmap_mode="r")
+
+    def ngrams(self) -> NgramFeatures:
+        return NgramFeatures(self._require("ngrams", "re-run curate ingest to compute n-grams"))
+
+    def clusters(self) -> np.ndarray:
+        path = self._require("cluster", "ingest it with embeddings and --clusters K (K > 0)")
+        return np.load(path / "assign.npy", mmap_mode="r")
+
+    def cluster_distance(self) -> np.ndarray:
+        path = self._require("cluster", "ingest it with embeddings and --clusters K (K > 0)")
+        return np.load(path / "distance.npy", mmap_mode="r")
+
+    def has_feature(self, kind: str) -> bool:
+        path = self.feature_path(kind)
+        return path is not None and (path / "stage.json").exists()

@@ -1,0 +1,142 @@
+"""The selector contract: parameters as a pydantic model, one ``select`` method, a registry.
+
+A new selector is one file that subclasses :class:`Selector` and decorates it with ``@register``;
+the CLI, pipeline files and the REST schema all read its ``Params`` model.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from curate.errors import InputError
+
+if TYPE_CHECKING:
+    from curate.pool import Pool
+    from curate.target import Target
+
+
+class SelectorParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Selection:
+    """What a selector returns; the manifest writer turns it into subset.parquet."""
+
+    indices: np.ndarray  # int64 row ids, in rank order (rank 0 first)
+    weights: np.ndarray | None = None  # ≥ 0, any scale; normalised to mean 1 when written
+    scores: np.ndarray | None = None  # per selected record, the selector's own score
+    mixture: dict[str, float] | None = None
+    metrics: dict = field(default_factory=dict)
+
+
+@dataclass
+class SelectionContext:
+    pool: Pool
+    budget: int  # resolved record count, already clipped to the pool size
+    seed: int
+    target: Target | None = None
+    progress: Callable[[float, str], None] = lambda fraction, message: None
+
+    def rng(self, stream: int = 0) -> np.random.Generator:
+        """Independent generator per ``stream``, so adding a random step never shifts the others."""
+        return np.random.default_rng(np.random.SeedSequence(self.seed).spawn(stream + 1)[stream])
+
+
+class Selector(ABC):
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    description: ClassVar[str] = ""
+    Params: ClassVar[type[SelectorParams]] = SelectorParams
+    uses_target: ClassVar[bool] = False
+    requires_target: ClassVar[bool] = False
+
+    def __init__(self, params: SelectorParams) -> None:
+        self.params = params
+
+    @abstractmethod
+    def select(self, ctx: SelectionContext) -> Selection:
+        """Pick ``ctx.budget`` records of ``ctx.pool``."""
+
+
+REGISTRY: dict[str, type[Selector]] = {}
+
+
+def register(cls: type[Selector]) -> type[Selector]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_selector(name: str) -> type[Selector]:
+    from curate import selectors  # noqa: F401  (imports every selector module, filling the registry)
+
+    if name not in REGISTRY:
+        raise InputError(f"unknown selector '{name}'; available: {', '.join(sorted(REGISTRY))}", field="selector")
+    return REGISTRY[name]
+
+
+def parse_params(cls: type[Selector], raw: dict | SelectorParams | None) -> SelectorParams:
+    """Validate user parameters; errors list the valid names or say what is wrong with a value."""
+    if isinstance(raw, cls.Params):
+        return raw
+    try:
+        return cls.Params(**(raw or {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "params"
+        valid = ", ".join(cls.Params.model_fields) or "(none)"
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown parameter '{name}' for selector '{cls.name}'; valid parameters: {valid}"
+        else:
+            msg = f"invalid value for parameter '{name}' of selector '{cls.name}': {err['msg']}"
+        raise InputError(msg, field=name) from None
+
+
+def describe(cls: type[Selector]) -> dict:
+    schema = cls.Params.model_json_schema()
+    defaults = {k: f.get_default(call_default_factory=True) for k, f in cls.Params.model_fields.items()}
+    return {
+        "name": cls.name,
+        "version": cls.version,
+        "description": cls.description,
+        "uses_target": cls.uses_target,
+        "requires_target": cls.requires_target,
+        "defaults": {k: (v.model_dump(mode="json") if isinstance(v, BaseModel) else v) for k, v in defaults.items()},
+        "params_schema": schema,
+    }
+
+
+def parse_budget(text: str | int | float) -> int | float:
+    """'100' → 100 records; '0.1' → 10 % of the pool; anything else is the caller's mistake."""
+    if isinstance(text, bool):
+        raise InputError("budget must be a count or a fraction", field="budget")
+    if isinstance(text, int | float):
+        value: int | float = text
+    else:
+        s = str(text).strip()
+        try:
+            value = int(s)
+        except ValueError:
+            try:
+                value = float(s)
+            except ValueError:
+                raise InputError(f"budget '{text}' is neither a count nor a fraction", field="budget") from None
+    if isinstance(value, float):
+        if not (0.0 < value <= 1.0) or math.isnan(value):
+            raise InputError(f"fractional budget must be in (0, 1], got {value}", field="budget")
+    elif value < 0:
+        raise InputError(f"budget must be ≥ 0, got {value}", field="budget")
+    return value
+
+
+def resolve_budget(requested: int | float, n: int) -> tuple[int, bool]:
+    """(records to select, clipped?) — a fraction of the pool is floored, like the references."""
+    k = math.floor(requested * n) if isinstance(requested, float) else int(requested)
+    return min(k, n), k > n

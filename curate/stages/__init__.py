@@ -1,0 +1,1 @@
+"""Feature stages computed at ingest: hashed n-grams, embeddings, clusters."""

@@ -1,0 +1,90 @@
+"""Spherical k-means (faiss) on the pool's embeddings: cluster id and cosine distance per record."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import faiss
+import numpy as np
+from pydantic import Field
+
+from curate.stages.base import Progress, Stage, StageParams
+
+if TYPE_CHECKING:
+    from curate.pool import Pool
+
+MAX_AUTO_K = 1024
+_ASSIGN_ROWS = 65_536
+
+
+class ClusterParams(StageParams):
+    k: int | None = Field(None, ge=1, description="Clusters; default round(sqrt(n)) clipped to [1, 1024].")
+    niter: int = Field(20, ge=1, description="k-means iterations.")
+    max_points_per_centroid: int = Field(256, ge=1, description="Training sample = k × this (faiss).")
+    seed: int = Field(0, description="Seeds the training sample and the initial centroids.")
+
+
+def auto_k(n: int) -> int:
+    return max(1, min(MAX_AUTO_K, round(math.sqrt(n)), n))
+
+
+class ClusterStage(Stage):
+    name = "cluster"
+    params: ClusterParams
+
+    def __init__(self, params: ClusterParams, embeddings_dir: Path) -> None:
+        super().__init__(params)
+        self.embeddings_dir = embeddings_dir
+
+    def config(self, pool: Pool) -> dict:
+        cfg = super().config(pool)
+        cfg["params"] = {**cfg["params"], "k": self.k(pool)}
+        cfg["embeddings"] = self.embeddings_dir.name  # content-keyed: changes when the model does
+        return cfg
+
+    def k(self, pool: Pool) -> int:
+        return min(self.params.k or auto_k(pool.n_records), max(pool.n_records, 1))
+
+    def compute(self, pool: Pool, out: Path, progress: Progress) -> dict:
+        x = np.load(self.embeddings_dir / "embeddings.npy", mmap_mode="r")
+        n, d = x.shape
+        k = self.k(pool)
+        rng = np.random.default_rng(np.random.SeedSequence(self.params.seed))
+        n_train = min(n, k * self.params.max_points_per_centroid)
+        sample = np.sort(rng.choice(n, size=n_train, replace=False)) if n_train < n else np.arange(n)
+        train = np.ascontiguousarray(x[sample], dtype=np.float32)
+        kmeans = faiss.Kmeans(
+            d,
+            k,
+            niter=self.params.niter,
+            seed=self.params.seed,
+            spherical=True,
+            max_points_per_centroid=self.params.max_points_per_centroid,
+            verbose=False,
+        )
+        kmeans.train(train)
+        centroids = kmeans.centroids.astype(np.float32)
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        index = faiss.IndexFlatIP(d)
+        index.add(centroids)
+        assign = np.empty(n, np.int32)
+        distance = np.empty(n, np.float32)
+        for start in range(0, n, _ASSIGN_ROWS):
+            block = np.ascontiguousarray(x[start : start + _ASSIGN_ROWS], dtype=np.float32)
+            sims, ids = index.search(block, 1)
+            assign[start : start + len(block)] = ids[:, 0]
+            distance[start : start + len(block)] = 1.0 - sims[:, 0]
+            progress(start + len(block), n)
+        np.save(out / "centroids.npy", centroids)
+        np.save(out / "assign.npy", assign)
+        np.save(out / "distance.npy", distance)
+        sizes = np.bincount(assign, minlength=k)
+        return {
+            "k": k,
+            "trained_on": int(n_train),
+            "mean_distance": float(distance.mean(dtype=np.float64)) if n else None,
+            "empty_clusters": int((sizes == 0).sum()),
+            "largest_cluster": int(sizes.max()) if n else 0,
+        }

@@ -1,0 +1,64 @@
+"""Run a pipeline file: ingest (cached stages are skipped), then every selection in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from curate.config import Settings
+from curate.ingest import IngestParams, ingest
+from curate.records import canonical_json, sha256_hex
+from curate.select import run_selection
+from pipelines.spec import load_spec
+
+_HEADLINE = ("kl_reduction", "ot_distance", "coverage", "objective", "max_share_deviation", "selected_fraction")
+
+
+def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
+    spec = load_spec(Path(path))
+    run_id = sha256_hex(canonical_json(spec.model_dump(mode="json")))[:16]
+    ingest_params = IngestParams(**spec.ingest.model_dump(exclude={"path", "pool"}))
+    report = ingest(settings, spec.ingest.path, spec.ingest.pool, ingest_params, progress=progress)
+    rows = []
+    for sel in spec.selections:
+        doc = run_selection(
+            settings,
+            pool=spec.ingest.pool,
+            selector=sel.selector,
+            budget=sel.budget,
+            params=sel.params,
+            seed=sel.seed,
+            target=sel.target,
+            lineage={"pipeline": spec.name or Path(path).name, "run_id": run_id},
+        )
+        rows.append(
+            {
+                "name": sel.name or sel.selector,
+                "selector": sel.selector,
+                "selected": doc["budget"]["selected"],
+                "metrics": {k: doc["metrics"][k] for k in _HEADLINE if k in doc["metrics"]},
+                "manifest": doc["id"],
+                "path": doc["path"],
+            }
+        )
+    return {"pipeline": spec.name, "run_id": run_id, "ingest": report, "selections": rows}
+
+
+def format_summary(result: dict) -> str:
+    pool = result["ingest"]["pool"]
+    stages = ", ".join(
+        f"{k} {'cached' if v.get('cached') else str(v.get('records_per_s')) + ' rec/s'}"
+        for k, v in result["ingest"]["stages"].items()
+    )
+    head = [
+        f"pipeline {result['pipeline'] or ''} run {result['run_id']}",
+        f"pool {pool['name']}: {pool['n_records']} records ({stages})",
+        "",
+    ]
+    table = [("selection", "selector", "selected", "metrics", "manifest path")]
+    for r in result["selections"]:
+        metrics = " ".join(f"{k}={v}" for k, v in r["metrics"].items())
+        table.append((r["name"], r["selector"], str(r["selected"]), metrics, r["path"]))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(head + lines)
