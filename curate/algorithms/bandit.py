@@ -166,7 +166,7 @@ class OnlineMixer:
         losses = np.asarray(losses, np.float64)
         if arms.ndim != 1 or arms.shape != losses.shape or len(arms) == 0:
             raise ValueError("arms and losses must be equally long, non-empty 1-d sequences")
-        if len(np.unique(arms)) != len(arms) or arms.min() < 0 or arms.max() >= self.k:
+        if len(set(arms.tolist())) != len(arms) or arms.min() < 0 or arms.max() >= self.k:
             raise ValueError("arms must be distinct domain ids in [0, K)")
         if not np.all(np.isfinite(losses)):
             raise ValueError("losses must be finite")
@@ -246,9 +246,7 @@ class OnlineMixer:
         self.updates = int(state["updates"])
 
 
-def replay(
-    log: pl.DataFrame, n_arms: int, params: BanditParams, init_weights=None, seed: int = 0
-) -> pl.DataFrame:
+def replay(log: pl.DataFrame, n_arms: int, params: BanditParams, init_weights=None, seed: int = 0) -> pl.DataFrame:
     """Recompute the π trajectory from a logged run: columns ``step, arm, loss`` (+ optional ``prob``,
     the sampling probability of that arm at that step, needed only when batches were drawn ahead
     of the feedback). Returns ``step, updated, probs`` (π after each logged step)."""
@@ -280,7 +278,7 @@ def simulate(
     observations fed to the mixer, ``arm, loss`` (lists; ``explode`` them to get a replay log)."""
     rng = np.random.default_rng(seed)
     counts = np.zeros(mixer.k, np.int64)
-    rows = []
+    cols: dict[str, list] = {"step": [], "arms": [], "probs": [], "arm": [], "loss": []}
     for step in steps:
         pi = mixer.probs()
         arms = rng.choice(mixer.k, size=micro_batches, p=pi)
@@ -289,7 +287,9 @@ def simulate(
         uniq, inv = np.unique(arms, return_inverse=True)
         means = np.bincount(inv, weights=losses) / np.bincount(inv)
         mixer.observe(int(step), uniq, means, pi)
-        rows.append(
-            {"step": int(step), "arms": arms.tolist(), "probs": pi.tolist(), "arm": uniq.tolist(), "loss": means.tolist()}
-        )
-    return pl.DataFrame(rows)
+        for key, value in zip(
+            cols, (int(step), arms.tolist(), pi.tolist(), uniq.tolist(), means.tolist()), strict=True
+        ):
+            cols[key].append(value)
+    schema = {"step": pl.Int64, "arms": pl.List(pl.Int64), "probs": pl.List(pl.Float64)}
+    return pl.DataFrame(cols, schema={**schema, "arm": pl.List(pl.Int64), "loss": pl.List(pl.Float64)})
