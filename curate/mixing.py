@@ -304,8 +304,15 @@ def create_session(
     return _describe(row, [])
 
 
+_POOLS: dict[tuple[str, str], Pool] = {}
+
+
 def _session_pool(settings: Settings, row: MixingSessionRow) -> tuple[Pool, GroupIndex]:
-    pool = Pool.load(settings, row.pool_id)
+    """The session's pool; ids are content-derived, so a process may cache it while its files exist."""
+    key = (settings.catalog_url, row.pool_id)
+    pool = _POOLS.get(key)
+    if pool is None or not pool.records_path.exists():
+        pool = _POOLS[key] = Pool.load(settings, row.pool_id)
     if pool.fingerprint != row.pool_fingerprint:
         raise ConflictError(f"pool '{pool.name}' changed since session {row.id} was created", field="pool")
     return pool, group_index(pool, row.group_by)
