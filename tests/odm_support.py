@@ -76,7 +76,6 @@ def ingest_pools(settings: Settings, tmp: Path) -> None:
     synth = tmp / "synth.jsonl"
     synth.write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows()))
     ingest(settings, synth, "synth", IngestParams(embed=False))
-    ingest(settings, REPO / "data" / "papers.jsonl", "papers", IngestParams(domain_field="topic", embed=False))
 
 
 def free_port() -> int:
