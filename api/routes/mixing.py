@@ -58,13 +58,14 @@ def create(request: Request, body: CreateSession) -> dict:
 def next_batch(request: Request, session_id: str, body: NextBatch):
     """The next step's records, drawn from the current mixture without replacement per group epoch."""
     try:
-        return mixing.next_batch(
+        out = mixing.next_batch(
             request.app.state.settings,
             session_id,
             body.batch_size,
             request_id=body.request_id,
             with_text=body.with_text,
         )
+        return JSONResponse(out)  # plain JSON types already: skip FastAPI's per-field encoder
     except ConflictError as exc:
         return _conflict(exc)
 
@@ -73,7 +74,7 @@ def next_batch(request: Request, session_id: str, body: NextBatch):
 def feedback(request: Request, session_id: str, body: Feedback):
     """Report a step's losses; idempotent per step, 409 (with ``expected_step``) when out of order."""
     try:
-        return mixing.feedback(request.app.state.settings, session_id, body.step, body.losses)
+        return JSONResponse(mixing.feedback(request.app.state.settings, session_id, body.step, body.losses))
     except ConflictError as exc:
         return _conflict(exc)
 
