@@ -283,9 +283,13 @@ def simulate(
         pi = mixer.probs()
         arms = rng.choice(mixer.k, size=micro_batches, p=pi)
         losses = np.array([loss_fn(int(a), counts, rng) for a in arms])
-        np.add.at(counts, arms, 1)
-        uniq, inv = np.unique(arms, return_inverse=True)
-        means = np.bincount(inv, weights=losses) / np.bincount(inv)
+        if micro_batches == 1:
+            counts[arms[0]] += 1
+            uniq, means = arms, losses
+        else:
+            np.add.at(counts, arms, 1)
+            uniq, inv = np.unique(arms, return_inverse=True)
+            means = np.bincount(inv, weights=losses) / np.bincount(inv)
         mixer.observe(int(step), uniq, means, pi)
         for key, value in zip(
             cols, (int(step), arms.tolist(), pi.tolist(), uniq.tolist(), means.tolist()), strict=True
