@@ -154,8 +154,10 @@ class MixingSession:
             self.sleep(delay)
             delay = min(delay * 2, 0.5)
 
-    def state(self, since: int = 0, limit: int = 1000) -> dict:
-        return self._call("GET", f"/v1/mixing/sessions/{self.id}?since={since}&limit={limit}")
+    def state(self, since: int | None = None, limit: int = 1000) -> dict:
+        """Weights, counters, epoch positions and history (the latest ``limit`` steps, or after ``since``)."""
+        query = f"limit={limit}" + (f"&since={since}" if since is not None else "")
+        return self._call("GET", f"/v1/mixing/sessions/{self.id}?{query}")
 
     def freeze(self) -> dict:
         """Freeze the records served so far as a manifest (returns manifest.json)."""

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from types import SimpleNamespace
 from typing import Literal
 
 import numpy as np
@@ -27,9 +28,9 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, ValidationError
-from sqlalchemy import JSON, DateTime, Integer, String, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import JSON, DateTime, Integer, String, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Mapped, mapped_column
 
 from curate import catalog
 from curate.algorithms.bandit import BanditParams, OnlineMixer
@@ -92,6 +93,10 @@ class MixingStepRow(Base):
     losses: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     weights: Mapped[list | None] = mapped_column(JSON, nullable=True)  # π after this step's feedback
     updated: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+SessionLike = MixingSessionRow | SimpleNamespace  # ORM rows on reads, Core rows under the lock
+StepLike = MixingStepRow | SimpleNamespace
 
 
 # --- groups and records (pure functions of the immutable pool; cached per process) ---------------
@@ -229,35 +234,48 @@ def _engine(settings: Settings) -> Engine:
 
 
 @contextlib.contextmanager
-def _locked(settings: Settings, session_id: str) -> Iterator[tuple[Session, MixingSessionRow]]:
-    """One serialising transaction on the session: row lock on Postgres, BEGIN IMMEDIATE on SQLite."""
+def _locked(settings: Settings, session_id: str) -> Iterator[tuple[Connection, SimpleNamespace]]:
+    """One serialising transaction on the session: row lock on Postgres, BEGIN IMMEDIATE on SQLite.
+
+    Yields the connection and the session row as a plain namespace; the row's mutable fields
+    (``state``, ``epochs``, ``issued``, ``applied``) are written back on success. Core statements,
+    not the ORM: this runs twice per training step and its overhead is the service's overhead.
+    """
     engine = _engine(settings)
-    sqlite = False
-    with Session(engine, expire_on_commit=False) as db:
+    sqlite = engine.dialect.name == "sqlite"
+    sessions = MixingSessionRow.__table__
+    with engine.connect() as conn:
         try:
-            query = select(MixingSessionRow).where(MixingSessionRow.id == session_id)
-            sqlite = engine.dialect.name == "sqlite"
+            query = select(sessions).where(sessions.c.id == session_id)
             if sqlite:
-                conn = db.connection()
                 # WAL + synchronous=NORMAL: a commit survives a killed process (only power loss can
                 # drop the last ones) and skips the per-commit fsync that dominated the call time.
                 conn.exec_driver_sql("PRAGMA synchronous=NORMAL")
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
             else:
                 query = query.with_for_update()
-            row = db.scalar(query)
-            if row is None:
+            found = conn.execute(query).mappings().first()
+            if found is None:
                 raise NotFoundError(f"no mixing session '{session_id}'", field="session")
-            yield db, row
-            row.updated_at = utcnow()
-            db.commit()
+            row = SimpleNamespace(**found)
+            yield conn, row
+            values = {k: getattr(row, k) for k in ("state", "epochs", "issued", "applied")}
+            conn.execute(update(sessions).where(sessions.c.id == row.id).values(**values, updated_at=utcnow()))
+            conn.commit()
         except BaseException:
-            db.rollback()
+            conn.rollback()
             raise
         finally:
             if sqlite:  # leave the pooled connection as the catalog configured it
-                db.connection().exec_driver_sql("PRAGMA synchronous=FULL")
-                db.commit()
+                conn.exec_driver_sql("PRAGMA synchronous=FULL")
+                conn.commit()
+
+
+def _step_row(conn: Connection, session_id: str, **where) -> SimpleNamespace | None:
+    steps = MixingStepRow.__table__
+    query = select(steps).where(steps.c.session_id == session_id, *(steps.c[k] == v for k, v in where.items()))
+    found = conn.execute(query).mappings().first()
+    return SimpleNamespace(**found) if found is not None else None
 
 
 def _parse_params(raw: dict | None) -> MixingParams:
@@ -317,7 +335,7 @@ def create_session(
 _POOLS: dict[tuple[str, str], Pool] = {}
 
 
-def _session_pool(settings: Settings, row: MixingSessionRow) -> tuple[Pool, GroupIndex]:
+def _session_pool(settings: Settings, row: SessionLike) -> tuple[Pool, GroupIndex]:
     """The session's pool; ids are content-derived, so a process may cache it while its files exist."""
     key = (settings.catalog_url, row.pool_id)
     pool = _POOLS.get(key)
@@ -328,7 +346,7 @@ def _session_pool(settings: Settings, row: MixingSessionRow) -> tuple[Pool, Grou
     return pool, group_index(pool, row.group_by)
 
 
-def _batch_response(row, step: MixingStepRow, index: GroupIndex, pool: Pool, with_text: bool) -> dict:
+def _batch_response(row: SessionLike, step: StepLike, index: GroupIndex, pool: Pool, with_text: bool) -> dict:
     rows = _rows_of(index, row.seed, step.draws)
     groups = np.repeat([d[0] for d in step.draws], [d[3] for d in step.draws])
     ids = index.ids.gather(rows).to_list()
@@ -351,12 +369,10 @@ def next_batch(
     """Hand out the next step's records; a retried ``request_id`` returns the same step again."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}", field="batch_size")
-    with _locked(settings, session_id) as (db, row):
+    with _locked(settings, session_id) as (conn, row):
         pool, index = _session_pool(settings, row)
         if request_id is not None:
-            done = db.scalar(
-                select(MixingStepRow).where(MixingStepRow.session_id == row.id, MixingStepRow.request_id == request_id)
-            )
+            done = _step_row(conn, row.id, request_id=request_id)
             if done is not None:
                 return _batch_response(row, done, index, pool, with_text)
         mixer = OnlineMixer.from_state(row.state)
@@ -370,12 +386,12 @@ def next_batch(
         for g, n in zip(arms.tolist(), sizes.tolist(), strict=True):
             part, epoch[g], pos[g] = _take(index, row.seed, g, epoch[g], pos[g], n)
             draws += part
-        step = MixingStepRow(
+        step = SimpleNamespace(
             session_id=row.id, step=row.issued + 1, request_id=request_id,
             arms=[[g, n] for g, n in zip(arms.tolist(), sizes.tolist(), strict=True)],
-            draws=draws, probs=probs.tolist(),
+            draws=draws, probs=probs.tolist(), losses=None, weights=None, updated=None,
         )  # fmt: skip
-        db.add(step)
+        conn.execute(insert(MixingStepRow.__table__).values(**vars(step)))
         row.issued += 1
         row.state = mixer.state_dict()
         row.epochs = {**row.epochs, "epoch": epoch, "pos": pos}
@@ -386,7 +402,7 @@ def feedback(settings: Settings, session_id: str, step: int, losses: dict[str, f
     """Apply step ``step``'s per-group losses once; a repeat of the same report is answered, not applied."""
     if not isinstance(losses, dict) or not losses:
         raise InputError("losses must be a non-empty object {group: loss}", field="losses")
-    with _locked(settings, session_id) as (db, row):
+    with _locked(settings, session_id) as (conn, row):
         unknown = sorted(set(losses) - set(row.groups))
         if unknown:
             raise InputError(
@@ -397,7 +413,7 @@ def feedback(settings: Settings, session_id: str, step: int, losses: dict[str, f
             raise InputError(f"losses must be finite numbers; bad: {', '.join(bad)}", field="losses")
         expected = row.applied + 1
         if 1 <= step <= row.applied:
-            done = db.get(MixingStepRow, (row.id, step))
+            done = _step_row(conn, row.id, step=step)
             if done.losses != {g: float(v) for g, v in losses.items()}:
                 raise ConflictError(
                     f"step {step} already received different feedback; expected step {expected}",
@@ -412,7 +428,7 @@ def feedback(settings: Settings, session_id: str, step: int, losses: dict[str, f
                 field="step",
                 details={"expected_step": expected, "issued_step": row.issued},
             )
-        current = db.get(MixingStepRow, (row.id, step))
+        current = _step_row(conn, row.id, step=step)
         served = {g for g, _n in current.arms}
         idx = {n: i for i, n in enumerate(row.groups)}
         stray = sorted(g for g in losses if idx[g] not in served)
@@ -429,12 +445,18 @@ def feedback(settings: Settings, session_id: str, step: int, losses: dict[str, f
         current.losses = {row.groups[a]: v for a, v in zip(arms, values, strict=True)}
         current.weights = mixer.probs().tolist()
         current.updated = int(updated)
+        steps = MixingStepRow.__table__
+        conn.execute(
+            update(steps)
+            .where(steps.c.session_id == row.id, steps.c.step == step)
+            .values(losses=current.losses, weights=current.weights, updated=current.updated)
+        )
         row.applied = step
         row.state = mixer.state_dict()
         return _feedback_response(row, current, duplicate=False)
 
 
-def _feedback_response(row: MixingSessionRow, step: MixingStepRow, duplicate: bool) -> dict:
+def _feedback_response(row: SessionLike, step: StepLike, duplicate: bool) -> dict:
     return {
         "session": row.id,
         "step": step.step,
@@ -464,13 +486,15 @@ def _steps(settings: Settings, session_id: str, since: int = 0, limit: int | Non
         return list(db.scalars(query))
 
 
-def get_session(settings: Settings, session_id: str, *, since: int = 0, limit: int | None = 1000) -> dict:
-    """State plus the weight history (steps after ``since``, at most ``limit``)."""
+def get_session(settings: Settings, session_id: str, *, since: int | None = None, limit: int = 1000) -> dict:
+    """State plus the weight history: the ``limit`` steps after ``since``, or the latest ``limit``."""
     row = _get_row(settings, session_id)
+    if since is None:
+        since = max(0, row.issued - limit)
     return _describe(row, _steps(settings, session_id, since, limit))
 
 
-def _describe(row: MixingSessionRow, steps: list[MixingStepRow]) -> dict:
+def _describe(row: SessionLike, steps: list[MixingStepRow]) -> dict:
     state, ep = row.state, row.epochs
     return {
         "id": row.id,

@@ -83,7 +83,7 @@ def feedback(request: Request, session_id: str, body: Feedback):
 def state(
     request: Request,
     session_id: str,
-    since: int = Query(0, ge=0, description="History after this step."),
+    since: int | None = Query(None, ge=0, description="History after this step (default: the latest rows)."),
     limit: int = Query(1000, ge=1, le=100_000, description="At most this many history rows."),
 ) -> dict:
     """Weights, estimates, step counters, epoch positions and the weight history."""
