@@ -6,6 +6,12 @@ one transaction that first locks the session row (``SELECT … FOR UPDATE`` on P
 ``BEGIN IMMEDIATE`` on SQLite), so concurrent data-parallel workers are serialised: no record
 is handed out twice within a domain's epoch and no update is lost.
 
+Steps: every ``next`` call is one bandit step (``t`` in ε_t), numbered by the server. Feedback
+must arrive in step order (a 409 names the expected step); batches may be fetched ahead of the
+feedback (data-parallel workers, prefetching), and each step's loss is importance-weighted by
+the π its batch was drawn with. Warm-up steps still need their (ignored) feedback, so that the
+expected step always advances.
+
 Records are drawn per group from a seeded permutation of that group (one per epoch, reshuffled
 each epoch). Only ``(group, epoch, position, count)`` is stored per micro-batch, so the records
 of any step are recomputable, the catalog stays small, and the permutations can be cached in

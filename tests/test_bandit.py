@@ -153,3 +153,17 @@ def test_bad_inputs_are_rejected():
         m.observe(7, [1], [float("nan")])
     with pytest.raises(ValueError, match="min_prob"):
         OnlineMixer(3, BanditParams(min_prob=0.4))
+
+
+def test_prior_and_exploration_options():
+    init = [0.7, 0.2, 0.1]
+    plain = OnlineMixer(3, BanditParams(warmup_steps=10), init_weights=init)
+    prior = OnlineMixer(3, BanditParams(warmup_steps=10, prior=True), init_weights=init)
+    late = OnlineMixer(3, BanditParams(warmup_steps=10, t_origin="post_warmup"), init_weights=init)
+    for m in (plain, prior, late):
+        m.observe(11, [1], [2.0])
+    assert plain.probs()[0] < 0.4 < prior.probs()[0]  # reference: the recipe is forgotten after warm-up
+    assert late.eps == pytest.approx(epsilon(1, 3)) and plain.eps == pytest.approx(epsilon(11, 3))
+    floor = OnlineMixer(3, BanditParams(warmup_steps=0, min_eps=0.2))
+    floor.observe(10_000, [0], [1.0])
+    assert floor.eps == 0.2 and floor.probs().min() >= 0.2 - 1e-15
