@@ -223,19 +223,20 @@ def _init_weights(pool: Pool, index: GroupIndex, params: MixingParams) -> np.nda
 
 # --- transactions ------------------------------------------------------------------------------
 
-_READY: set[int] = set()
+_ENGINES: dict[str, Engine] = {}
 
 
 def _engine(settings: Settings) -> Engine:
     """The catalog engine, with the mixing tables created even if the engine predates this import."""
-    engine = catalog.engine_for(settings)
-    if id(engine) not in _READY:
+    engine = _ENGINES.get(settings.catalog_url)
+    if engine is None:
+        engine = catalog.engine_for(settings)
         tables = [MixingSessionRow.__table__, MixingStepRow.__table__]
         try:
             Base.metadata.create_all(engine, tables=tables)
         except Exception:  # another process created them between the check and the CREATE
             Base.metadata.create_all(engine, tables=tables)
-        _READY.add(id(engine))
+        _ENGINES[settings.catalog_url] = engine
     return engine
 
 

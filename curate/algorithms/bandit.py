@@ -141,7 +141,8 @@ class OnlineMixer:
         """``n`` i.i.d. domain ids from the current π (one per micro-batch)."""
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.draws]))
         self.draws += 1
-        return rng.choice(self.k, size=int(n), p=self.probs_).astype(np.int64)
+        cdf = np.cumsum(self.probs_)  # inverse-CDF draw: Generator.choice(p=) costs ~10× more per call
+        return np.minimum(np.searchsorted(cdf, rng.random(int(n)) * cdf[-1], side="right"), self.k - 1)
 
     def is_update_step(self, step: int) -> bool:
         p = self.params
