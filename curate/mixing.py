@@ -169,7 +169,7 @@ def _rows_of(index: GroupIndex, seed: int, draws: list) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=8)  # a row group holds up to chunk_rows texts: keep few; big pools want with_text=False
 def _row_group(path: str, group: int) -> pa.Array:
     return pq.ParquetFile(path).read_row_group(group, columns=["text"]).column("text").combine_chunks()
 
@@ -308,6 +308,7 @@ def _weights(names: list[str], probs) -> dict[str, float]:
 def create_session(
     settings: Settings, *, pool: str, group_by: str = "domain", params: dict | None = None, seed: int = 0
 ) -> dict:
+    """Open a session over ``pool``'s domains or clusters; returns its state (step 0, initial mixture)."""
     if group_by not in ("domain", "cluster"):
         raise InputError(f"group_by must be 'domain' or 'cluster', got '{group_by}'", field="group_by")
     if not isinstance(seed, int) or isinstance(seed, bool):
