@@ -34,7 +34,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import Field, ValidationError
-from sqlalchemy import JSON, DateTime, Integer, String, insert, select, update
+from sqlalchemy import JSON, DateTime, Index, Integer, String, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -90,6 +90,8 @@ class MixingSessionRow(Base):
 
 class MixingStepRow(Base):
     __tablename__ = "mixing_steps"
+    # next() looks a retried request up by its id on every call: keep that O(log n) in long runs
+    __table_args__ = (Index("ix_mixing_steps_request", "session_id", "request_id"),)
     session_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     step: Mapped[int] = mapped_column(Integer, primary_key=True)
     request_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
