@@ -292,7 +292,10 @@ def _read_into(tmp: Path, vectors_tmp: Path, path: Path, name: str, params: Inge
             frame, vectors = v.process(chunk)
             fp.update(frame)
             if writer is None:
-                writer = pq.ParquetWriter(tmp / "records.parquet", RECORDS_SCHEMA, compression="zstd")
+                # Dictionary encoding only pays for the low-cardinality domain column.
+                writer = pq.ParquetWriter(
+                    tmp / "records.parquet", RECORDS_SCHEMA, compression="zstd", use_dictionary=["domain"]
+                )
             writer.write_table(frame.to_arrow().cast(RECORDS_SCHEMA))
             if vectors is not None:
                 vectors_tmp.mkdir(exist_ok=True)
