@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
-def postgres_url() -> str | None:
+def reachable_postgres() -> str | None:
     """A Postgres base URL to test on, None to skip; fails if one was configured but is unreachable."""
     configured = os.environ.get("CURATE_TEST_DATABASE_URL")
     url = configured or PG_DEFAULT

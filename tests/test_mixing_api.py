@@ -10,13 +10,21 @@ from pathlib import Path
 import httpx
 import polars as pl
 import pytest
-from odm_support import LossyProxy, Server, drop_schema, ingest_pools, make_schema, postgres_url, synthetic_rows
 
 from curate import catalog
 from curate.algorithms.bandit import BanditParams, replay
 from curate.client import MixingSession
 from curate.config import Settings
 from curate.manifest import verify
+from tests.odm_support import (
+    LossyProxy,
+    Server,
+    drop_schema,
+    ingest_pools,
+    make_schema,
+    reachable_postgres,
+    synthetic_rows,
+)
 
 LOSS = {"easy": 0.01, "mid": 1.0, "hard": 4.0}
 SIZES = {"easy": 12, "mid": 20, "hard": 28}
@@ -27,7 +35,7 @@ def backend(request, tmp_path_factory) -> Settings:
     tmp = tmp_path_factory.mktemp(f"odm-{request.param}")
     base = schema = None
     if request.param == "postgres":
-        base = postgres_url()
+        base = reachable_postgres()
         if base is None:
             pytest.skip("Postgres unreachable at 127.0.0.1:5432 and CURATE_TEST_DATABASE_URL unset")
         url, schema = make_schema(base)

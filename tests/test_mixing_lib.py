@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from conftest import write_jsonl
-from odm_support import synthetic_rows
 
 from curate import mixing
 from curate.ingest import IngestParams, ingest
 from curate.manifest import verify
 from curate.pool import Pool
+from tests.conftest import write_jsonl
+from tests.odm_support import synthetic_rows
 
 
 def test_cluster_groups_and_frozen_manifest(settings, tmp_path):
