@@ -113,6 +113,16 @@ def _error_body(code: str, message: str) -> bytes:
     return json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
 
 
+def _route_template(scope) -> str:
+    """The matched route with its router prefix (``/v1/jobs/{job_id}``): bounded label cardinality."""
+    path = getattr(scope.get("route"), "path", None)
+    if not path:
+        return "unmatched"
+    static = path.split("{", 1)[0]
+    at = scope["path"].find(static)
+    return (scope["path"][:at] if at > 0 else "") + path
+
+
 class ObservabilityMiddleware:
     """Request id in and out, a JSON log line and metrics per request, and body-size limits.
 
@@ -146,7 +156,7 @@ class ObservabilityMiddleware:
                 await self.app(scope, receive, send_wrapped)
         finally:
             seconds = time.perf_counter() - started
-            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            route = _route_template(scope)
             self.metrics.observe(scope["method"], route, status["code"], seconds)
             log.info(
                 "request",

@@ -47,6 +47,8 @@ class PoolOptions(BaseModel):
     drop_duplicates: bool = False
     on_duplicate_id: Literal["error", "keep-first"] = "error"
     replace: bool = Field(False, description="Replace an existing pool of the same name.")
+    chunk_rows: int = Field(50_000, ge=1, le=10_000_000, description="Rows per streamed chunk (Parquet).")
+    chunk_bytes: int = Field(16 << 20, ge=1024, le=1 << 30, description="Bytes per streamed block (JSONL, CSV).")
 
 
 class PoolFromPath(PoolOptions):

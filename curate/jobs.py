@@ -50,7 +50,7 @@ def to_dict(row: JobRow) -> dict:
         "message": row.message,
         "result": row.result,
         "error": row.error,
-        "params": row.params,
+        "params": {k: v for k, v in (row.params or {}).items() if k != "source"},  # no server paths
         "cancel_requested": bool(row.cancel_requested),
         "attempts": row.attempts,
         "created_at": iso(row.created_at),

@@ -78,8 +78,9 @@ def run_ingest_job(settings: Settings, params: dict, report: Reporter) -> dict:
         report(fraction, stage, f"{stage}: {done}" + (f"/{total}" if total else "") + " records")
 
     out = ingest(settings, params["source"], params["name"], IngestParams(**params["ingest"]), progress=progress)
-    stages = {k: {"cached": bool(v.get("cached")), "path": v.get("path")} for k, v in out.get("stages", {}).items()}
-    return {"pool": out["pool"], "stages": stages}
+    stages = {k: {"cached": bool(v.get("cached"))} for k, v in out.get("stages", {}).items()}
+    pool = {k: v for k, v in out["pool"].items() if k != "path"}  # job results never show server paths
+    return {"pool": pool, "stages": stages}
 
 
 def run_selection_job(settings: Settings, params: dict, report: Reporter) -> dict:

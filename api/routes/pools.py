@@ -30,6 +30,8 @@ _FORM_FIELDS = {
     "drop_duplicates": {"type": "boolean"},
     "on_duplicate_id": {"type": "string", "enum": ["error", "keep-first"]},
     "replace": {"type": "boolean"},
+    "chunk_rows": {"type": "integer", "minimum": 1},
+    "chunk_bytes": {"type": "integer", "minimum": 1024},
 }
 _CREATE_BODY = {
     "requestBody": {
@@ -110,9 +112,6 @@ def _create(settings: Settings, source: Path, name: str, options: PoolOptions, s
 def _form_options(fields: dict[str, str]) -> tuple[str, PoolOptions]:
     raw: dict = dict(fields)
     name = raw.pop("name", "")
-    for key in ("drop_duplicates", "replace"):
-        if key in raw:
-            raw[key] = raw[key].strip().lower() in ("1", "true", "yes", "on")
     try:
         model = PoolFromPath(name=name, path="-", **raw)
     except ValidationError as exc:
