@@ -9,7 +9,6 @@ import os
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 import pytest
 from apiserver import LiveServer, wait_job
 
