@@ -64,6 +64,7 @@ def check_server_path(settings: Settings, raw: str, field: str = "path") -> Path
         candidate = roots[0] / candidate
     try:
         resolved = candidate.resolve(strict=False)
+        resolved.exists()  # raises on names the OS cannot even look up (too long, embedded NUL)
     except (OSError, RuntimeError, ValueError):
         raise InputError("unusable path", field=field) from None
     if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
@@ -219,7 +220,10 @@ def ingest_pool(request: Request, pool: str, body: IngestRequest | None = None) 
         from curate.stages.embed import resolve_model
 
         if body.embed:
-            resolve_model(body.model)
+            try:
+                resolve_model(body.model)
+            except (OSError, ValueError):
+                raise InputError(f"unusable model name '{body.model[:100]}'", field="model") from None
         params["model"] = body.model
     IngestParams(**params)  # fail now, not in the worker
     job = jobs.submit(
