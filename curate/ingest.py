@@ -121,7 +121,7 @@ class _Validator:
         if not self.resolved:
             self._resolve_fields(frame, int(lines[0]))
         if tf not in frame.columns or frame[tf].null_count() == frame.height:
-            present = ", ".join(c for c in frame.columns if c != tf) or "(none)"
+            present = ", ".join(sorted(c for c in frame.columns if c != tf)) or "(none)"
             raise self._err(f"missing in every record; fields present: {present}", lines[0], tf)
         text = frame[tf]
         if text.dtype != pl.String:

@@ -191,15 +191,9 @@ def _read_csv(path: Path, compression: str | None, block_bytes: int) -> Iterator
         header = next(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")), None)
     if not header:
         raise InputError("empty CSV file (no header line)", file=str(path))
-    bad: list[int] = []
-
-    def on_invalid(row: pacsv.InvalidRow) -> str:
-        bad.append(row.number or 0)
-        return "error"
-
     options = dict(
         read_options=pacsv.ReadOptions(block_size=block_bytes),
-        parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=True),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types={name: pa.string() for name in header}, strings_can_be_null=False
         ),
@@ -215,8 +209,20 @@ def _read_csv(path: Path, compression: str | None, block_bytes: int) -> Iterator
                 yield Chunk(frame, np.arange(row + 1, row + 1 + frame.height, dtype=np.int64))
                 row += frame.height
     except pa.ArrowInvalid as exc:
-        line = bad[0] if bad else None
+        line = _locate_csv_error(path, compression, len(header))
         raise InputError(f"malformed CSV: {str(exc).splitlines()[0]}", file=str(path), line=line) from None
+
+
+def _locate_csv_error(path: Path, compression: str | None, width: int) -> int | None:
+    """Slow path after a parse error: the line where the first row of the wrong width starts."""
+    with open_binary(path, compression) as stream:
+        reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
+        start = 1
+        for fields in reader:
+            if fields and len(fields) != width:
+                return start
+            start = reader.line_num + 1
+    return None
 
 
 # --- Atomic writes -----------------------------------------------------------------------------

@@ -197,11 +197,12 @@ def install_stop_handlers(stop: threading.Event) -> None:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process exactly these settings."""
     env = dict(os.environ)
-    for name, value in settings.model_dump().items():
+    for name, info in type(settings).model_fields.items():
+        key, value = info.alias or f"CURATE_{name.upper()}", getattr(settings, name)
         if value is None:
-            env.pop(f"CURATE_{name.upper()}", None)
+            env.pop(key, None)
         else:
-            env[f"CURATE_{name.upper()}"] = str(value)
+            env[key] = str(value)
     env["CURATE_HOME"] = str(settings.root)
     return env
 

@@ -42,7 +42,8 @@ class LiveServer:
 
     def start(self, timeout: float = 60.0) -> LiveServer:
         cmd = [sys.executable, "-m", "curate.cli", "serve", "--port", str(self.port), "--workers", str(self.workers)]
-        self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
+        with open(self.log, "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -78,9 +79,9 @@ class LiveWorker:
     """``curate worker`` as its own process (the docker-compose topology)."""
 
     def __init__(self, env: dict, log: Path) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "curate.cli", "worker"], env=env, stdout=subprocess.DEVNULL, stderr=open(log, "ab")
-        )
+        with open(log, "ab") as err:
+            cmd = [sys.executable, "-m", "curate.cli", "worker"]
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
     def stop(self) -> int:
         self.proc.terminate()

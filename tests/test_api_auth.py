@@ -6,8 +6,9 @@ import re
 
 import httpx
 import pytest
-from apiserver import LiveServer
-from conftest import run_cli
+
+from tests.apiserver import LiveServer
+from tests.conftest import run_cli
 
 TOKENS = "rw-secret:read,write;ro-secret:read;wo-secret:write"
 SAMPLE = {"pool": "nope", "job_id": "0" * 32, "manifest_id": "abcdef"}

@@ -10,9 +10,9 @@ import os
 import numpy as np
 import polars as pl
 import pytest
-from apiserver import LiveServer, wait_job
 
 from curate.client import APIError, CurateClient
+from tests.apiserver import LiveServer, wait_job
 
 
 def synthetic_rows(n: int, seed: int = 0, dim: int = 8) -> list[dict]:

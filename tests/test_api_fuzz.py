@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from apiserver import LiveServer
-from test_api_flow import jsonl_bytes, synthetic_rows
+
+from tests.apiserver import LiveServer
+from tests.test_api_flow import jsonl_bytes, synthetic_rows
 
 pytest.importorskip("schemathesis", reason="schemathesis is in the dev extra: pip install -e '.[dev]'")
 

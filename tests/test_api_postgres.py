@@ -14,13 +14,13 @@ import uuid
 
 import polars as pl
 import pytest
-from apiserver import LiveServer, LiveWorker
 from sqlalchemy import create_engine, text
-from test_api_flow import jsonl_bytes, synthetic_rows
 
 from curate import jobs
 from curate.client import CurateClient
 from curate.config import Settings
+from tests.apiserver import LiveServer, LiveWorker
+from tests.test_api_flow import jsonl_bytes, synthetic_rows
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -6,9 +6,9 @@ import json
 import time
 
 import pytest
-from apiserver import LiveServer, wait_job
 
 from curate.manifest import verify
+from tests.apiserver import LiveServer, wait_job
 
 N_ROWS = 20_000
 
