@@ -2,7 +2,7 @@
 
 Only manifests in the catalog are served; a manifest is registered after its folder was renamed
 into place, so a half-written one is never listed. Streaming keeps memory flat: Parquet is sent
-in 1 MiB blocks, JSONL/CSV are rendered one 64k-row batch at a time.
+in 1 MiB blocks, JSONL/CSV are rendered one 16k-row batch at a time.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ManifestId = PathParam(
     pattern=r"^[0-9a-f]{6,64}$", description="Full id or a unique prefix (≥ 6).", examples=[MANIFEST_ID]
 )
 MEDIA = {"parquet": "application/vnd.apache.parquet", "jsonl": "application/x-ndjson", "csv": "text/csv"}
-BATCH_ROWS = 65_536
+BATCH_ROWS = 16_384
 
 
 def _summary(row: catalog.ManifestRow) -> dict:
