@@ -146,7 +146,8 @@ def claim(settings: Settings, worker: str) -> JobRow | None:
 def report(
     settings: Settings, job_id: str, worker: str, *, progress: float | None = None, stage=None, message=None
 ) -> bool:
-    """Progress plus heartbeat in one write; returns True when a cancel was requested."""
+    """Progress plus heartbeat in one write; returns True when the job should stop: a cancel was
+    requested, or the job is no longer this worker's (recovery handed it to another)."""
     values: dict = {"heartbeat_at": utcnow()}
     if progress is not None:
         values["progress"] = max(0.0, min(1.0, float(progress)))
@@ -155,9 +156,13 @@ def report(
     if message is not None:
         values["message"] = message[:2000]
     with catalog.session(settings) as db:
-        db.execute(update(JobRow).where(JobRow.id == job_id, JobRow.worker == worker).values(**values))
+        mine = db.execute(
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.worker == worker, JobRow.status == "running")
+            .values(**values)
+        )
         flag = db.scalar(select(JobRow.cancel_requested).where(JobRow.id == job_id))
-    return bool(flag)
+    return bool(flag) or mine.rowcount == 0
 
 
 def requeue(settings: Settings, job_id: str, worker: str, message: str) -> None:

@@ -45,6 +45,20 @@ def test_claim_takes_oldest_first_and_cancel_semantics(settings):
     assert jobs.get(settings, first.id).status == "running"
     jobs.finish(settings, first.id, "me:1", "cancelled")
     assert jobs.get(settings, first.id).status == "cancelled"
+    assert jobs.report(settings, first.id, "me:1", progress=0.9) is True  # ended: a stray worker stops too
+
+
+def test_a_worker_whose_job_was_recovered_is_told_to_stop(settings):
+    job = jobs.submit(settings, "ingest", {})
+    jobs.claim(settings, "old:1")
+    assert jobs.report(settings, job.id, "old:1", progress=0.1) is False
+    settings = settings.model_copy(update={"job_stale_seconds": 1.0})
+    _age(settings, job.id, 60)
+    jobs.recover(settings)
+    jobs.claim(settings, "new:2")
+    assert jobs.report(settings, job.id, "old:1", progress=0.2) is True
+    assert jobs.report(settings, job.id, "new:2", progress=0.2) is False
+    assert jobs.get(settings, job.id).progress == 0.2
 
 
 def _age(settings, job_id: str, seconds: float) -> None:
