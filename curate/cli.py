@@ -254,17 +254,60 @@ def run_cmd(settings: Settings, as_json: bool, pipeline: Path) -> None:
 @command(main, "serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-def serve_cmd(settings: Settings, as_json: bool, host: str, port: int) -> None:
-    """Serve the REST API."""
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Worker processes started beside the API (default CURATE_WORKERS=1; 0 when `curate worker` runs apart).",
+)
+def serve_cmd(settings: Settings, as_json: bool, host: str, port: int, workers: int | None) -> None:
+    """Serve the REST API (and, unless --workers 0, the workers that run its jobs)."""
     import uvicorn
 
     from api.app import create_app, is_loopback
+    from api.observability import configure_logging
+    from curate.worker import Supervisor
 
     if not settings.api_tokens and not is_loopback(host):
         raise InputError(
             f"refusing to bind {host} without CURATE_API_TOKENS; set tokens or use 127.0.0.1", field="host"
         )
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    n = settings.workers if workers is None else workers
+    if n < 0:
+        raise InputError("--workers must be ≥ 0", field="workers")
+    configure_logging()
+    app = create_app(settings)
+    supervisor = Supervisor(settings, n).start() if n else None
+    try:
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+    finally:
+        if supervisor is not None:
+            supervisor.shutdown()
+
+
+@command(main, "worker")
+@click.option("--processes", "-p", type=int, default=1, show_default=True, help="Worker processes to run.")
+def worker_cmd(settings: Settings, as_json: bool, processes: int) -> None:
+    """Run job workers on their own (docker-compose `worker` service); stop with SIGTERM or Ctrl-C."""
+    import threading
+
+    from api.observability import configure_logging
+    from curate.worker import Supervisor, install_stop_handlers, run_worker
+
+    if processes < 1:
+        raise InputError("--processes must be ≥ 1", field="processes")
+    configure_logging()
+    stop = threading.Event()
+    install_stop_handlers(stop)
+    if processes == 1:
+        ran = run_worker(settings, stop=stop)
+        _emit(as_json, {"jobs": ran}, f"worker stopped after {ran} jobs")
+        return
+    supervisor = Supervisor(settings, processes).start()
+    try:
+        stop.wait()
+    finally:
+        supervisor.shutdown()
 
 
 if __name__ == "__main__":

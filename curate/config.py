@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -23,6 +24,19 @@ class Settings(BaseSettings):
         alias="CURATE_CACHE_DIR",
         description="Embedding cache shared by several homes (default CURATE_HOME/cache).",
     )
+    pool_roots: str = Field(
+        default="",
+        description="Server-side folders pools may be read from (os.pathsep- or comma-separated); empty = none.",
+    )
+    max_upload_bytes: int = Field(default=1 << 30, ge=1, description="Largest accepted pool upload (413 past it).")
+    max_request_bytes: int = Field(default=1 << 20, ge=1, description="Largest accepted JSON request body.")
+    workers: int = Field(default=1, ge=0, description="Worker processes `curate serve` starts beside the API.")
+    job_poll_seconds: float = Field(default=0.5, gt=0, description="How often an idle worker looks for a job.")
+    job_heartbeat_seconds: float = Field(default=2.0, gt=0, description="How often a busy worker reports in.")
+    job_stale_seconds: float = Field(
+        default=60.0, gt=0, description="A running job whose worker is silent this long is recovered."
+    )
+    job_max_attempts: int = Field(default=3, ge=1, description="Runs of a job before recovery fails it.")
 
     @cached_property
     def root(self) -> Path:
@@ -47,6 +61,16 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.cache_dir_override.expanduser().resolve() if self.cache_dir_override else self.root / "cache"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.root / "uploads"
+
+    @property
+    def allowed_roots(self) -> list[Path]:
+        """Resolved ``pool_roots``: the only folders a server-side ``path`` may point into."""
+        parts = self.pool_roots.replace(",", os.pathsep).split(os.pathsep)
+        return [Path(p).expanduser().resolve() for p in parts if p.strip()]
 
 
 def get_settings(home: str | Path | None = None) -> Settings:

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.deps import READ, WRITE
 from curate import mixing
 from curate.errors import ConflictError
 
@@ -46,7 +47,7 @@ def _conflict(exc: ConflictError) -> JSONResponse:
     return JSONResponse({"error": body}, status_code=409)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, dependencies=[WRITE])
 def create(request: Request, body: CreateSession) -> dict:
     """Open a session: the bandit starts from the initial mixture of the pool's groups."""
     return mixing.create_session(
@@ -54,7 +55,7 @@ def create(request: Request, body: CreateSession) -> dict:
     )
 
 
-@router.post("/{session_id}/next")
+@router.post("/{session_id}/next", dependencies=[WRITE])
 def next_batch(request: Request, session_id: str, body: NextBatch):
     """The next step's records, drawn from the current mixture without replacement per group epoch."""
     try:
@@ -70,7 +71,7 @@ def next_batch(request: Request, session_id: str, body: NextBatch):
         return _conflict(exc)
 
 
-@router.post("/{session_id}/feedback")
+@router.post("/{session_id}/feedback", dependencies=[WRITE])
 def feedback(request: Request, session_id: str, body: Feedback):
     """Report a step's losses; idempotent per step, 409 (with ``expected_step``) when out of order."""
     try:
@@ -79,7 +80,7 @@ def feedback(request: Request, session_id: str, body: Feedback):
         return _conflict(exc)
 
 
-@router.get("/{session_id}")
+@router.get("/{session_id}", dependencies=[READ])
 def state(
     request: Request,
     session_id: str,
@@ -90,7 +91,7 @@ def state(
     return mixing.get_session(request.app.state.settings, session_id, since=since, limit=limit)
 
 
-@router.post("/{session_id}/manifest", status_code=201)
+@router.post("/{session_id}/manifest", status_code=201, dependencies=[WRITE])
 def freeze(request: Request, session_id: str):
     """Freeze the records served so far, weighted by the current mixture, as a manifest v1."""
     try:

@@ -20,15 +20,13 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from curate.client.service import APIError, error_from_response
+
 _RETRY_STATUS = {502, 503, 504}
 
 
-class MixingError(Exception):
-    """The server refused a call; ``status``/``code``/``details`` come from its error envelope."""
-
-    def __init__(self, status: int, code: str, message: str, details: dict | None = None) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status, self.code, self.message, self.details = status, code, message, details or {}
+class MixingError(APIError):
+    """The server refused a mixing call; ``status``/``code``/``details`` come from its error envelope."""
 
 
 @dataclass
@@ -183,12 +181,7 @@ class MixingSession:
 
 
 def _error(resp: httpx.Response) -> MixingError:
-    try:
-        err = resp.json().get("error", {})
-    except ValueError:
-        err = {}
-    code, message = err.get("code", "http_error"), err.get("message", resp.text)
-    return MixingError(resp.status_code, code, message, err.get("details"))
+    return error_from_response(resp, MixingError)
 
 
 def _torch_dataset(session: MixingSession, batch_size: int, steps: int | None, with_text: bool):

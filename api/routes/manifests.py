@@ -1,0 +1,153 @@
+"""Manifests: list, read, and stream the subset as Parquet, JSONL or CSV with a strong ETag.
+
+Only manifests in the catalog are served; a manifest is registered after its folder was renamed
+into place, so a half-written one is never listed. Streaming keeps memory flat: Parquet is sent
+in 1 MiB blocks, JSONL/CSV are rendered one 16k-row batch at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+import pyarrow.parquet as pq
+from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy import select
+
+from api.deps import READ
+from api.schemas import MANIFEST_ID, ManifestList, errors
+from curate import catalog
+from curate.config import Settings
+from curate.errors import InputError, NotFoundError
+from curate.manifest import SUBSET_SCHEMA, export, read_manifest
+
+router = APIRouter(tags=["manifests"])
+ManifestId = PathParam(
+    pattern=r"^[0-9a-f]{6,64}$", description="Full id or a unique prefix (≥ 6).", examples=[MANIFEST_ID]
+)
+MEDIA = {"parquet": "application/vnd.apache.parquet", "jsonl": "application/x-ndjson", "csv": "text/csv"}
+BATCH_ROWS = 16_384
+
+
+def _summary(row: catalog.ManifestRow) -> dict:
+    return {
+        "id": row.id,
+        "pool_id": row.pool_id,
+        "selector": row.selector,
+        "selected": row.selected,
+        "seed": row.seed,
+        "created_at": row.created_at.isoformat() if row.created_at else None,
+    }
+
+
+def find(settings: Settings, manifest_id: str) -> Path:
+    with catalog.session(settings) as db:
+        rows = db.scalars(
+            select(catalog.ManifestRow).where(catalog.ManifestRow.id.startswith(manifest_id, autoescape=True)).limit(2)
+        ).all()
+    if len(rows) > 1:
+        raise InputError(f"manifest id prefix '{manifest_id}' is ambiguous", field="manifest")
+    if not rows or not (Path(rows[0].path) / "manifest.json").is_file():
+        raise NotFoundError(f"no manifest '{manifest_id}'", field="manifest")
+    return Path(rows[0].path)
+
+
+@router.get("/manifests", response_model=ManifestList, dependencies=[READ], responses=errors(401, 403))
+def list_manifests(
+    request: Request,
+    pool: str | None = Query(None, max_length=200, description="Pool name or id."),
+    selector: str | None = Query(None, max_length=64),
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> dict:
+    settings = request.app.state.settings
+    pool_id = pool
+    if pool:
+        try:
+            pool_id = catalog.get_pool(settings, pool).id
+        except NotFoundError:
+            pool_id = pool  # an id of a replaced pool still names its manifests
+    rows = catalog.list_manifests(settings, pool_id=pool_id, selector=selector)
+    rows = [r for r in rows if (Path(r.path) / "manifest.json").is_file()]
+    return {"data": [_summary(r) for r in rows[offset : offset + limit]], "count": len(rows)}
+
+
+@router.get("/manifests/{manifest_id}", dependencies=[READ], responses=errors(401, 403, 404, 422))
+def get_manifest(request: Request, manifest_id: str = ManifestId) -> dict:
+    """The manifest v1 document (``manifest.json``)."""
+    doc = read_manifest(find(request.app.state.settings, manifest_id))
+    doc.pop("path", None)  # a server path is none of the caller's business
+    return doc
+
+
+def _file_blocks(path: Path, block: int = 1 << 20) -> Iterator[bytes]:
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            yield chunk
+
+
+def _rendered(path: Path, fmt: str) -> Iterator[bytes]:
+    """The subset as JSONL or CSV, one bounded batch at a time (deterministic bytes for the ETag)."""
+    header = fmt == "csv"
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        frame = pl.from_arrow(batch)
+        yield (frame.write_ndjson() if fmt == "jsonl" else frame.write_csv(include_header=header)).encode()
+        header = False
+    if header:  # an empty subset still has a CSV header
+        yield pl.from_arrow(SUBSET_SCHEMA.empty_table()).write_csv().encode()
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in tags or etag in tags
+
+
+@router.get(
+    "/manifests/{manifest_id}/subset",
+    dependencies=[READ],
+    responses={
+        200: {"description": "The subset", "content": {m: {} for m in MEDIA.values()}},
+        304: {"description": "Not modified (If-None-Match matched the ETag)"},
+        **errors(401, 403, 404, 422),
+    },
+    response_class=StreamingResponse,
+)
+def download_subset(
+    request: Request,
+    manifest_id: str = ManifestId,
+    format: Literal["parquet", "jsonl", "csv"] = "parquet",  # noqa: A002 — the contract's name
+    with_text: bool = False,
+) -> Response:
+    """``ETag`` of the Parquet subset is its sha256 as recorded in the manifest; other renderings get
+    the same hash suffixed with the format, so a cached copy is revalidated with ``If-None-Match``."""
+    settings: Settings = request.app.state.settings
+    folder = find(settings, manifest_id)
+    doc = read_manifest(folder)
+    entry = next(f for f in doc["files"] if f["path"] == "subset.parquet")
+    suffix = "" if (format == "parquet" and not with_text) else f"-{format}" + ("-text" if with_text else "")
+    etag = f'"{entry["sha256"]}{suffix}"'
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "private, max-age=0, must-revalidate",
+        "X-Manifest-Id": doc["id"],
+        "Content-Disposition": f'attachment; filename="{doc["id"][:12]}.subset{suffix}.{format}"',
+    }
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    subset = folder / "subset.parquet"
+    if with_text:
+        cached = settings.cache_dir / "exports" / doc["id"] / f"subset-text.{format}"
+        if not cached.is_file():
+            export(settings, folder, format, cached, with_text=True)
+        headers["Content-Length"] = str(cached.stat().st_size)
+        return StreamingResponse(_file_blocks(cached), media_type=MEDIA[format], headers=headers)
+    if format == "parquet":
+        headers["Content-Length"] = str(entry["bytes"])
+        return StreamingResponse(_file_blocks(subset), media_type=MEDIA[format], headers=headers)
+    return StreamingResponse(_rendered(subset, format), media_type=MEDIA[format], headers=headers)
