@@ -209,9 +209,7 @@ def naive_greedy(fn: SetFunction, budget: int, tie_break: TieBreak = "smallest_i
     return GreedyResult(np.array(order, np.int64), np.array(gains, np.float64), evals)
 
 
-def lazy_greedy(
-    fn: SetFunction, budget: int, tie_break: TieBreak = "smallest_index", batch: int = 32
-) -> GreedyResult:
+def lazy_greedy(fn: SetFunction, budget: int, tie_break: TieBreak = "smallest_index", batch: int = 32) -> GreedyResult:
     """Minoux's accelerated greedy: stale gains are upper bounds (submodularity), so an element
     whose refreshed gain still tops the heap is the true argmax — the same pick as naive greedy."""
     budget = min(budget, fn.n)
@@ -243,9 +241,7 @@ def lazy_greedy(
     return GreedyResult(np.array(order, np.int64), np.array(gains, np.float64), evals)
 
 
-def stochastic_greedy(
-    fn: SetFunction, budget: int, rng: np.random.Generator, epsilon: float = 0.01
-) -> GreedyResult:
+def stochastic_greedy(fn: SetFunction, budget: int, rng: np.random.Generator, epsilon: float = 0.01) -> GreedyResult:
     """Each step evaluates a random sample of (n/B)·ln(1/ε) remaining elements: (1 − 1/e − ε) in
     expectation at O(n·ln(1/ε)) gain evaluations in total, independent of the budget."""
     budget = min(budget, fn.n)

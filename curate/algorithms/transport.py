@@ -161,7 +161,13 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
 
 
 def sinkhorn_log(
-    a: np.ndarray, b: np.ndarray, cost: np.ndarray, reg: float, scaling: float = 0.5, tol: float = 1e-4, max_iter: int = 2000
+    a: np.ndarray,
+    b: np.ndarray,
+    cost: np.ndarray,
+    reg: float,
+    scaling: float = 0.5,
+    tol: float = 1e-4,
+    max_iter: int = 2000,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entropic OT in the log domain with ε-annealing (as geomloss): start at ε ≈ max cost, halve
     down to ``reg``, warm-starting each level from the last — a few hundred iterations in all where
