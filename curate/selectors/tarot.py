@@ -28,7 +28,7 @@ class TarotParams(SelectorParams):
         description="fixed_size fills the budget (Alg. 1); otm sizes itself (Alg. 2); auto: otm iff budget=auto.",
     )
     compat: Literal["none", "reference"] = Field(
-        "none", description="reference: the reference code's ridge, fill rule, stop rule, linear search, no weights."
+        "none", description="reference: the reference code's ridge, fill rule, stop rule and no weights."
     )
     whitening: Literal["cholesky", "zca", "none"] = Field("cholesky", description="none = unwhitened ablation.")
     shrinkage: float | Literal["auto"] | None = Field(
@@ -149,7 +149,7 @@ def otm(
     fold_seed: int = 42,
     threshold: float = 0.0,
     stop_rule: str = "argmin",
-    search: str = "exponential",
+    search: str = "linear",
     backend: str = "auto",
     reg: float = 1e-3,
 ) -> OtmResult:
