@@ -28,7 +28,9 @@ Function = Literal["fl", "gc", "logdet"]
 class SmartParams(SelectorParams):
     by: Literal["auto", "domain", "cluster"] = Field("auto", description="Tasks: domain column, clusters, or auto.")
     compat: Literal["none", "reference"] = Field(
-        "none", description="reference: graph cut λ=0.4 over tasks on raw cosine, raw gains, temperature 1."
+        "none",
+        description="reference: graph cut λ=0.4 over tasks on raw (uncentred, unclipped) cosine, raw gains, "
+        "temperature 1, ties to the larger index.",
     )
     task_function: Function | None = Field(None, description="Submodular function over tasks (default fl).")
     instance_function: Function = Field("fl", description="Submodular function over a task's records.")
@@ -60,6 +62,7 @@ class SmartParams(SelectorParams):
             "gain_normalization": self.gain_normalization or ("none" if ref else "singleton"),
             "temperature": self.temperature or (1.0 if ref else 0.25),
             "clip": not ref,
+            "center": not ref,
             "tie_break": "largest_index" if ref else "smallest_index",
         }
 
@@ -177,7 +180,10 @@ class SmartSelector(Selector):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(greedy task order, raw gains, per-task budgets summing exactly to ctx.budget)."""
         p, r = self.params, self.params.resolved()
-        kernel = cosine_kernel(task_means(emb, codes, len(sizes)), clip=r["clip"])
+        means = task_means(emb, codes, len(sizes))
+        if r["center"]:  # drop the direction every task shares (embedding anisotropy): cosines of
+            means = means - means.mean(axis=0)  # raw means are all ≈ 0.8+, hiding which tasks are alike
+        kernel = cosine_kernel(means, clip=r["clip"])
         lam = p.gc_lambda if r["task_function"] == "gc" else p.logdet_lambda
         fn = make_function(r["task_function"], kernel, lam)
         m = min(p.num_tasks or len(sizes), len(sizes))

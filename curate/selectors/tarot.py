@@ -224,18 +224,19 @@ def target_embeddings(ctx: SelectionContext) -> np.ndarray:
 
 
 def _pool_model(ctx: SelectionContext) -> str | None:
+    """The model named in the pool's embed stage record; an error for bring-your-own vectors."""
     path = ctx.pool.feature_path("embed")
     try:
-        config = json.loads((path / "stage.json").read_text()).get("config", {})
+        info = json.loads((path / "stage.json").read_text())
     except (OSError, TypeError, ValueError):
         return None
-    params = config.get("params", config)
-    if "field" in params and "model" not in params:
+    if "model" not in info:
         raise InputError(
-            "the pool's vectors came from a field, not a model: give a target pool with the same vectors",
+            "the pool's vectors were not made by a model, so target texts cannot be embedded alike: "
+            "give as target a pool ingested with the same vectors",
             field="target",
         )
-    return params.get("model")
+    return info["model"]
 
 
 @register
