@@ -158,9 +158,13 @@ class LogDeterminant(SetFunction):
     def _update(self, a: int) -> None:
         row = self.kernel[a]
         row = np.asarray(row.toarray()).ravel() if sp.issparse(row) else np.asarray(row, np.float64)
+        pivot = self.residual[a]
+        if not pivot > 1e-12:  # degenerate (kernel not PSD, e.g. a kNN graph): nothing left to explain
+            self.residual[a] = -np.inf
+            return
         proj = sum((c[a] * c for c in self.factors), np.zeros(self.n)) if self.factors else np.zeros(self.n)
-        e = (row - proj) / math.sqrt(max(self.residual[a], 1e-300))
-        e[a] = math.sqrt(max(self.residual[a], 1e-300))  # the new pivot (diagonal carries λ)
+        e = (row - proj) / math.sqrt(pivot)
+        e[a] = math.sqrt(pivot)  # the new pivot (diagonal carries λ)
         self.factors.append(e)
         self.residual -= e * e
         self.residual[a] = -np.inf  # chosen: never again
