@@ -139,7 +139,7 @@ class SmartSelector(Selector):
         sizes = np.bincount(codes, minlength=len(names))
         emb = ctx.pool.embeddings()
         ctx.progress(0.1, "task stage")
-        order, gains, budgets = self.task_budgets(np.asarray(emb), codes, sizes, ctx)
+        order, gains, budgets = self.task_budgets(emb, codes, sizes, ctx)
         picks, scores, weights, objective = [], [], [], {}
         by_task = np.argsort(codes, kind="stable")
         starts = np.concatenate(([0], np.cumsum(sizes)))

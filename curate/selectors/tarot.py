@@ -266,7 +266,9 @@ class TarotSelector(Selector):
         mode = p.mode if p.mode != "auto" else ("otm" if ctx.budget_auto else "fixed_size")
         metrics: dict = {"mode": mode, "whitening": white.summary(), "target_records": len(tgt)}
         estimate = None
-        if mode == "otm" or p.estimate_ratio:
+        if mode == "otm" and len(tgt) < 2:
+            raise InputError("otm (budget auto) needs at least 2 target records to hold some out", field="target")
+        if mode == "otm" or (p.estimate_ratio and len(tgt) >= 2):
             ctx.progress(0.5, "OT ratio estimate")
             estimate = otm(
                 cand, tgt, nbrs, p.k_fold_splits, p.fold_seed, p.sim_threshold, r["stop_rule"], r["search"],
