@@ -90,7 +90,7 @@ def bench_fl_sparse(n: int, k: int, knn: int) -> dict:
     }
 
 
-def bench_tarot_scale(n: int, m: int, k: int, d: int = 64) -> dict:
+def bench_tarot_scale(n: int, m: int, k: int, d: int = 384) -> dict:
     """Memory at scale: fixed_size on n candidates × m targets (no ratio estimate), peak RSS."""
     rng = np.random.default_rng(2)
     centres = 3 * rng.normal(size=(50, d))

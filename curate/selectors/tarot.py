@@ -38,6 +38,9 @@ class TarotParams(SelectorParams):
     max_neighbors: int = Field(2000, ge=1, description="K_max: neighbours per target example = layer depth cap.")
     sim_threshold: float = Field(0.0, description="otm: neighbours need whitened cosine above this.")
     k_fold_splits: int = Field(10, ge=2, description="otm folds of the target (held-out guard).")
+    otm_target_sample: int | None = Field(
+        2000, ge=10, description="otm: measure OT to at most this many of H_f's records (None = all, as reference)."
+    )
     fold_seed: int = Field(42, description="Seed of the target fold split (reference: 42).")
     stop_rule: Literal["argmin", "reference"] | None = Field(
         None, description="otm: keep the best set (argmin, default) or one step past it (reference)."
@@ -152,6 +155,7 @@ def otm(
     search: str = "linear",
     backend: str = "auto",
     reg: float = 1e-3,
+    target_sample: int | None = None,
 ) -> OtmResult:
     """Algorithm 2: per target fold, grow the neighbour set of the held-out part V_f while its OT
     distance to the rest H_f falls; the union over folds is the selection, |S|/N the ratio estimate.
@@ -166,7 +170,10 @@ def otm(
     depth = nbrs.ids.shape[1]
     chosen, folds = [], []
     splits = KFold(k_folds, shuffle=True, random_state=fold_seed).split(np.arange(len(tgt)))
+    sampler = np.random.default_rng(fold_seed)
     for f, (rest, held) in enumerate(splits):
+        if target_sample is not None and len(rest) > target_sample:  # §2.8 (e): bounded OT problems
+            rest = np.sort(sampler.choice(rest, target_sample, replace=False))
         cache: dict[int, float] = {}
 
         def cost(k: int, held=held, rest=rest, cache=cache) -> float:
@@ -272,7 +279,7 @@ class TarotSelector(Selector):
             ctx.progress(0.5, "OT ratio estimate")
             estimate = otm(
                 cand, tgt, nbrs, p.k_fold_splits, p.fold_seed, p.sim_threshold, r["stop_rule"], r["search"],
-                p.ot_backend, p.ot_reg,
+                p.ot_backend, p.ot_reg, None if p.compat == "reference" else p.otm_target_sample,
             )  # fmt: skip
             metrics.update(
                 ratio_hat=round(estimate.ratio, 6), otm_size=len(estimate.indices), otm_folds=estimate.folds
