@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api.routes import health, selectors
+from api.routes import health, mixing, selectors
 from curate import __version__
 from curate.config import Settings, get_settings
 from curate.errors import CurateError, NotFoundError
@@ -48,4 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(selectors.router, prefix="/v1")
+    app.include_router(mixing.router, prefix="/v1")
     return app

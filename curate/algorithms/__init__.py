@@ -1,0 +1,1 @@
+"""Shared math used by selectors and services (bandits, submodular optimisation, transport)."""
