@@ -237,13 +237,14 @@ def _pool_model(ctx: SelectionContext) -> str | None:
         info = json.loads((path / "stage.json").read_text())
     except (OSError, TypeError, ValueError):
         return None
-    if "model" not in info:
+    model = info.get("model")
+    if not model or str(model).startswith("field:"):
         raise InputError(
             "the pool's vectors were not made by a model, so target texts cannot be embedded alike: "
             "give as target a pool ingested with the same vectors",
             field="target",
         )
-    return info["model"]
+    return model
 
 
 @register
