@@ -10,7 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CURATE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CURATE_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(default=Path(".curate"), description="Root folder of every artifact.")
     database_url: str | None = Field(
@@ -18,6 +18,11 @@ class Settings(BaseSettings):
     )
     api_tokens: str = Field(default="", description="'token:read,write;token2:read' for the API.")
     chunk_rows: int = Field(default=50_000, ge=1, description="Rows per streamed chunk.")
+    cache_dir_override: Path | None = Field(
+        default=None,
+        alias="CURATE_CACHE_DIR",
+        description="Embedding cache shared by several homes (default CURATE_HOME/cache).",
+    )
 
     @cached_property
     def root(self) -> Path:
@@ -41,7 +46,7 @@ class Settings(BaseSettings):
 
     @property
     def cache_dir(self) -> Path:
-        return self.root / "cache"
+        return self.cache_dir_override.expanduser().resolve() if self.cache_dir_override else self.root / "cache"
 
 
 def get_settings(home: str | Path | None = None) -> Settings:

@@ -14,43 +14,29 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
-from numpy.lib.format import open_memmap
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from curate import catalog
 from curate.config import Settings
 from curate.errors import ConflictError, InputError
-from curate.io import Chunk, read_chunks, write_json
+from curate.io import read_chunks, write_json
 from curate.pool import Pool
-from curate.records import (
-    Fingerprint,
-    SeenSet,
-    canonical_json,
-    generated_ids,
-    hash_prefix_u64,
-    occurrence_in_chunk,
-    sha256_hex,
-    text_hashes,
-)
-from curate.stages.base import Stage, StageParams
+from curate.records import RECORDS_SCHEMA, Fingerprint, canonical_json, sha256_hex
+from curate.stages.base import Stage
 from curate.stages.cluster import ClusterParams, ClusterStage
-from curate.stages.embed import DEFAULT_MODEL, EmbedParams, EmbedStage, resolve_model
-from curate.stages.ngrams import NgramParams, NgramStage
-
-RECORDS_SCHEMA = pa.schema(
-    [
-        ("row_id", pa.int64()),
-        ("id", pa.string()),
-        ("text", pa.string()),
-        ("domain", pa.string()),
-        ("text_hash", pa.binary()),
-        ("meta", pa.string()),
-    ]
+from curate.stages.embed import (
+    DEFAULT_MODEL,
+    EmbedParams,
+    EmbedStage,
+    FieldVectorsParams,
+    FieldVectorsStage,
+    resolve_model,
 )
+from curate.stages.ngrams import NgramParams, NgramStage
+from curate.validate import RecordValidator
+
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
 
 
@@ -82,156 +68,7 @@ class IngestParams(BaseModel):
     chunk_bytes: int = Field(16 << 20, ge=1024, description="Bytes per streamed block (JSONL, CSV).")
 
 
-class _Validator:
-    """Per-chunk validation and normalisation with state carried across chunks."""
-
-    def __init__(self, path: Path, params: IngestParams) -> None:
-        self.path, self.p = path, params
-        self.id_field: str | None = None
-        self.domain_field: str | None = None
-        self.resolved = False
-        self.ids = SeenSet()
-        self.texts = SeenSet()
-        self.duplicate_records = 0
-        self.dropped_duplicates = 0
-        self.dropped_duplicate_ids = 0
-        self.rows = 0
-
-    def _err(self, msg: str, line: int | None, field: str | None = None) -> InputError:
-        return InputError(msg, file=str(self.path), line=int(line) if line is not None else None, field=field)
-
-    def _resolve_fields(self, frame: pl.DataFrame, line: int) -> None:
-        cols = set(frame.columns)
-        for attr, default in (("id_field", "id"), ("domain_field", "domain")):
-            given = getattr(self.p, attr)
-            if given is not None and given not in cols:
-                others = ", ".join(sorted(cols - {self.p.text_field})) or "(none)"
-                raise self._err(f"field not found; fields present: {others}", line, given)
-            setattr(self, attr, given if given is not None else (default if default in cols else None))
-        if self.p.embedding_field and self.p.embedding_field not in cols:
-            raise self._err("field not found", line, self.p.embedding_field)
-        self.resolved = True
-
-    def _first(self, mask: pl.Series | np.ndarray, lines: np.ndarray) -> int:
-        return int(lines[int(np.flatnonzero(np.asarray(mask))[0])])
-
-    def process(self, chunk: Chunk) -> tuple[pl.DataFrame, np.ndarray | None]:
-        frame, lines = chunk.frame, chunk.lines
-        tf = self.p.text_field
-        if not self.resolved:
-            self._resolve_fields(frame, int(lines[0]))
-        if tf not in frame.columns or frame[tf].null_count() == frame.height:
-            present = ", ".join(c for c in frame.columns if c != tf) or "(none)"
-            raise self._err(f"missing in every record; fields present: {present}", lines[0], tf)
-        text = frame[tf]
-        if text.dtype != pl.String:
-            raise self._err(f"text must be a string, got {text.dtype}", lines[0], tf)
-        if text.null_count():
-            raise self._err("missing or null", self._first(text.is_null(), lines), tf)
-        ids = self._ids(frame, lines)
-        empty = text.str.strip_chars().str.len_chars() == 0
-        if empty.any():
-            at = int(np.flatnonzero(empty.to_numpy())[0])
-            who = f" (id '{ids[at]}')" if ids is not None else ""
-            raise self._err(f"record{who} has empty text", lines[at], tf)
-        vectors = self._vectors(frame, lines)
-        out = pl.DataFrame({"id": ids, "text": text}) if ids is not None else pl.DataFrame({"text": text})
-        out = out.with_columns(self._domain(frame), self._meta(frame))
-        keep = np.ones(frame.height, bool)
-        if ids is not None:
-            keep &= self._check_ids(ids, lines)
-        hashes = text_hashes(text)
-        out = out.with_columns(hashes)
-        keys = hash_prefix_u64(hashes)
-        seen_before, _, prior = self.texts.lookup(keys)
-        in_chunk = np.zeros(len(keys), np.int64)
-        in_chunk[keep] = occurrence_in_chunk(keys[keep])
-        dup = keep & (seen_before | (in_chunk > 0))
-        self.duplicate_records += int(dup.sum())
-        if self.p.drop_duplicates:
-            self.dropped_duplicates += int(dup.sum())
-            keep &= ~dup
-        if ids is None:
-            out = out.with_columns(generated_ids(hashes, prior + in_chunk))
-        self.texts.add(keys[keep], lines[keep])
-        out = out.filter(pl.Series(keep))
-        n = out.height
-        out = out.with_columns(pl.Series("row_id", np.arange(self.rows, self.rows + n, dtype=np.int64)))
-        self.rows += n
-        return out.select(RECORDS_SCHEMA.names), (vectors[keep] if vectors is not None else None)
-
-    def _ids(self, frame: pl.DataFrame, lines: np.ndarray) -> pl.Series | None:
-        if self.id_field is None:
-            return None
-        col = frame[self.id_field]
-        if col.null_count():
-            raise self._err("missing or null", self._first(col.is_null(), lines), self.id_field)
-        if col.dtype == pl.String:
-            return col.alias("id")
-        if col.dtype.is_integer():
-            return col.cast(pl.String).alias("id")
-        raise self._err(f"id must be a string or an integer, got {col.dtype}", lines[0], self.id_field)
-
-    def _check_ids(self, ids: pl.Series, lines: np.ndarray) -> np.ndarray:
-        keys = ids.hash(seed=7).to_numpy().astype(np.uint64)
-        seen, first, _ = self.ids.lookup(keys)
-        occ = occurrence_in_chunk(keys)
-        dup = seen | (occ > 0)
-        if dup.any() and self.p.on_duplicate_id == "error":
-            at = int(np.flatnonzero(dup)[0])
-            first_line = int(first[at]) if seen[at] else int(lines[int(np.flatnonzero(keys == keys[at])[0])])
-            raise self._err(
-                f"duplicate id '{ids[at]}' (first at line {first_line}); "
-                "pass --on-duplicate-id keep-first to keep the first occurrence",
-                lines[at],
-                self.id_field,
-            )
-        self.dropped_duplicate_ids += int(dup.sum())
-        self.ids.add(keys[~dup], lines[~dup])
-        return ~dup
-
-    def _domain(self, frame: pl.DataFrame) -> pl.Series:
-        if self.domain_field is None:
-            return pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias("domain")
-        col = frame[self.domain_field]
-        if not (col.dtype in (pl.String, pl.Categorical, pl.Boolean) or col.dtype.is_numeric()):
-            raise self._err(f"domain must be a string or a number, got {col.dtype}", None, self.domain_field)
-        col = col.cast(pl.String)
-        return pl.when(col.str.len_chars() == 0).then(None).otherwise(col).alias("domain")
-
-    def _meta(self, frame: pl.DataFrame) -> pl.Expr | pl.Series:
-        core = {self.p.text_field, self.id_field, self.domain_field, self.p.embedding_field}
-        extra = [c for c in frame.columns if c not in core]
-        if not extra:
-            return pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias("meta")
-        return frame.select(pl.struct(extra).struct.json_encode().alias("meta")).to_series()
-
-    def _vectors(self, frame: pl.DataFrame, lines: np.ndarray) -> np.ndarray | None:
-        name = self.p.embedding_field
-        if name is None:
-            return None
-        col = frame[name]
-        if not isinstance(col.dtype, pl.List | pl.Array) or not col.dtype.inner.is_numeric():
-            raise self._err(f"expected a list of numbers, got {col.dtype}", lines[0], name)
-        if col.null_count():
-            raise self._err("missing or null", self._first(col.is_null(), lines), name)
-        lengths = col.list.len().to_numpy() if isinstance(col.dtype, pl.List) else None
-        if lengths is not None and (lengths != lengths[0]).any():
-            at = int(np.flatnonzero(lengths != lengths[0])[0])
-            raise self._err(f"vector has {lengths[at]} numbers, expected {lengths[0]}", lines[at], name)
-        flat = col.explode() if isinstance(col.dtype, pl.List) else col.arr.explode()
-        if flat.null_count():
-            raise self._err("vector contains null", lines[0], name)
-        vecs = flat.cast(pl.Float64).to_numpy().reshape(frame.height, -1)
-        norms = np.linalg.norm(vecs, axis=1)
-        bad = ~np.isfinite(norms) | (norms == 0)
-        if bad.any():
-            at = int(np.flatnonzero(bad)[0])
-            raise self._err("vector is zero or not finite", lines[at], name)
-        return (vecs / norms[:, None]).astype(np.float32)
-
-
-def _pool_id(name: str, fingerprint: str, v: _Validator, params: IngestParams) -> str:
+def _pool_id(name: str, fingerprint: str, v: RecordValidator, params: IngestParams) -> str:
     mapping = {
         "name": name,
         "fingerprint": fingerprint,
@@ -280,7 +117,7 @@ def ingest(
 
 
 def _read_into(tmp: Path, vectors_tmp: Path, path: Path, name: str, params: IngestParams, progress: ProgressFn):
-    v = _Validator(path, params)
+    v = RecordValidator(path, params)
     fp = Fingerprint()
     writer = None
     n_parts = 0
@@ -292,7 +129,10 @@ def _read_into(tmp: Path, vectors_tmp: Path, path: Path, name: str, params: Inge
             frame, vectors = v.process(chunk)
             fp.update(frame)
             if writer is None:
-                writer = pq.ParquetWriter(tmp / "records.parquet", RECORDS_SCHEMA, compression="zstd")
+                # Dictionary encoding only pays for the low-cardinality domain column.
+                writer = pq.ParquetWriter(
+                    tmp / "records.parquet", RECORDS_SCHEMA, compression="zstd", use_dictionary=["domain"]
+                )
             writer.write_table(frame.to_arrow().cast(RECORDS_SCHEMA))
             if vectors is not None:
                 vectors_tmp.mkdir(exist_ok=True)
@@ -383,39 +223,12 @@ def _run_stages(pool: Pool, params: IngestParams, vector_parts: list[Path] | Non
 
     stages["ngrams"] = run("ngrams", NgramStage(params.ngrams))
     if params.embedding_field:
-        stages["embed"] = run("embed", _FieldVectors(_FieldParams(field=params.embedding_field), vector_parts))
+        stages["embed"] = run(
+            "embed", FieldVectorsStage(FieldVectorsParams(field=params.embedding_field), vector_parts)
+        )
     elif params.embed:
         stages["embed"] = run("embed", EmbedStage(EmbedParams(model=params.model)))
     if "embed" in stages and params.clusters != 0:
         cluster = ClusterStage(ClusterParams(k=params.clusters, seed=params.seed), Path(stages["embed"]["path"]))
         stages["cluster"] = run("cluster", cluster)
     return stages
-
-
-class _FieldParams(StageParams):
-    field: str
-
-
-class _FieldVectors(Stage):
-    """Embeddings the caller brought in a record field (already validated and L2-normalised)."""
-
-    name = "embed"
-
-    def __init__(self, params: _FieldParams, parts: list[Path] | None) -> None:
-        super().__init__(params)
-        self.parts = parts or []
-
-    def compute(self, pool: Pool, out: Path, progress) -> dict:
-        if not self.parts:
-            raise InputError("no vectors were read; re-run ingest of the source file", field=self.params.field)
-        dim = np.load(self.parts[0], mmap_mode="r").shape[1]
-        matrix = open_memmap(out / "embeddings.npy", mode="w+", dtype=np.float32, shape=(pool.n_records, dim))
-        start = 0
-        for part in self.parts:
-            block = np.load(part)
-            if block.shape[1] != dim:
-                raise InputError(f"vectors change length from {dim} to {block.shape[1]}", field=self.params.field)
-            matrix[start : start + len(block)] = block
-            start += len(block)
-        matrix.flush()
-        return {"model": f"field:{self.params.field}", "dim": int(dim), "encoded": 0, "cache_hits": 0}

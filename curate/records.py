@@ -14,8 +14,17 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-# Core columns of a pool's records.parquet, in order; anything else lives in ``meta`` (JSON).
-CORE_COLUMNS = ("row_id", "id", "text", "domain", "text_hash", "meta")
+# A pool's records.parquet; every other input field lives, as JSON, in ``meta``.
+RECORDS_SCHEMA = pa.schema(
+    [
+        ("row_id", pa.int64()),
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("domain", pa.string()),
+        ("text_hash", pa.binary()),
+        ("meta", pa.string()),
+    ]
+)
 
 
 def text_hashes(texts: pl.Series) -> pl.Series:

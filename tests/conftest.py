@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,15 @@ REPO = Path(__file__).resolve().parents[1]
 PAPERS = REPO / "data" / "papers.jsonl"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedding cache for the whole session (also inherited by CLI subprocesses), so each
+    text is encoded once however many homes the tests create; cache tests use texts of their own."""
+    path = tmp_path_factory.mktemp("embedding-cache")
+    os.environ["CURATE_CACHE_DIR"] = str(path)
+    return path
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """An empty CURATE_HOME of the test's own."""
@@ -27,7 +37,7 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def papers_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def papers_settings(tmp_path_factory: pytest.TempPathFactory, shared_embedding_cache: Path) -> Settings:
     """A home holding pool 'papers' (427 abstracts, domain = topic, embeddings, 8 clusters).
 
     Shared by the session: tests may add manifests (content-addressed) but must not alter the pool.
@@ -51,3 +61,31 @@ def run_cli(*args: str, home: Path | None = None, check: bool = False) -> subpro
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} exited {proc.returncode}\nstdout:{proc.stdout}\nstderr:{proc.stderr}")
     return proc
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throwaway schema on the real Postgres. Skips without one, unless CI demands it
+    (CURATE_TEST_DATABASE_URL set): then an unreachable server fails the test."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    required = os.environ.get("CURATE_TEST_DATABASE_URL")
+    base = required or "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    schema = f"curate_test_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = create_engine(base, connect_args={"connect_timeout": 5})
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+    except Exception as exc:  # noqa: BLE001
+        if required:
+            pytest.fail(f"CURATE_TEST_DATABASE_URL is set but Postgres did not answer: {exc}")
+        pytest.skip(f"no Postgres reachable at {base}: {type(exc).__name__}")
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()

@@ -196,3 +196,32 @@ class EmbedStage(Stage):
                 pending_h, pending_v = [], []
             progress(done, len(wanted))
         return done
+
+
+class FieldVectorsParams(StageParams):
+    field: str
+
+
+class FieldVectorsStage(Stage):
+    """Embeddings the caller brought in a record field (already validated and L2-normalised)."""
+
+    name = "embed"
+
+    def __init__(self, params: FieldVectorsParams, parts: list[Path] | None) -> None:
+        super().__init__(params)
+        self.parts = parts or []
+
+    def compute(self, pool: Pool, out: Path, progress) -> dict:
+        if not self.parts:
+            raise InputError("no vectors were read; re-run ingest of the source file", field=self.params.field)
+        dim = np.load(self.parts[0], mmap_mode="r").shape[1]
+        matrix = open_memmap(out / "embeddings.npy", mode="w+", dtype=np.float32, shape=(pool.n_records, dim))
+        start = 0
+        for part in self.parts:
+            block = np.load(part)
+            if block.shape[1] != dim:
+                raise InputError(f"vectors change length from {dim} to {block.shape[1]}", field=self.params.field)
+            matrix[start : start + len(block)] = block
+            start += len(block)
+        matrix.flush()
+        return {"model": f"field:{self.params.field}", "dim": int(dim), "encoded": 0, "cache_hits": 0}
