@@ -203,3 +203,22 @@ def test_bad_params_and_missing_target(papers_settings):
         home=papers_settings.home,
     )
     assert proc.returncode == 2 and "domain_quotas" in proc.stderr
+
+
+def test_raw_fit_budget_samples_rows(papers_settings):
+    """A binding raw-fit budget fits on a subset: the first rows (reference) or random rows (ours)."""
+    docs = {
+        how: run_selection(
+            papers_settings,
+            pool="papers",
+            selector="dsir",
+            budget=10,
+            target=str(FEDERATED),
+            params={"raw_fit_ngrams": 20_000, "raw_fit_sampling": how, "mode": "topk"},
+        )
+        for how in ("prefix", "random")
+    }
+    rows = {how: d["metrics"]["raw_fit_rows"] for how, d in docs.items()}
+    assert 30 < rows["prefix"] < 60 and 30 < rows["random"] < 60  # ≈ 480 n-grams per abstract
+    scores = {how: subset(d)["score"].to_numpy() for how, d in docs.items()}
+    assert not np.allclose(scores["prefix"], scores["random"])  # a different raw model, different weights
