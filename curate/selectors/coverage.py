@@ -25,7 +25,7 @@ from curate.selectors.stratified import NO_DOMAIN
 # β by pruning rate. The CIFAR recipe (0.3 at 90 %) lost to random on a 10-class text set
 # (REFERENCES.md: β 0.1 → 0.686, 0.3 → 0.681, random 0.684), so ours stops at 0.1.
 BETA_SCHEDULE = ((0.7, 0.0), (1.01, 0.1))  # (pruning rate below, β)
-COVERAGE_QUERIES = 5_000  # pool sample that the coverage metric measures distances from
+COVERAGE_QUERIES = 2_000  # pool records the coverage metric measures from; cost = queries × selected × dim
 
 
 class CoverageParams(SelectorParams):
