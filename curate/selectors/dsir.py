@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from curate.errors import InputError
 from curate.pool import Pool
 from curate.selectors.base import Selection, SelectionContext, Selector, SelectorParams, register
-from curate.selectors.stratified import NO_DOMAIN, largest_remainder
+from curate.selectors.stratified import NO_DOMAIN
 from curate.stages.ngrams import NgramFeatures, NgramParams, NgramStage, featurize
 from curate.target import Target
 
@@ -76,6 +76,8 @@ class DsirParams(SelectorParams):
             self.raw_fit_ngrams = "auto" if ref else "all"
         if self.raw_fit_sampling is None:
             self.raw_fit_sampling = "prefix" if ref else "random"
+        if isinstance(self.raw_fit_ngrams, int) and self.raw_fit_ngrams < 1:
+            raise ValueError("raw_fit_ngrams must be ≥ 1, 'auto' or 'all'")
         if ref and (self.hash != "sha256" or self.tokenizer != "wordpunct"):
             raise ValueError("compat=reference needs hash=sha256 and tokenizer=wordpunct")
         return self
@@ -114,15 +116,11 @@ def log_ratio(raw: np.ndarray, target: np.ndarray, laplace: float, floor: float)
     return np.log(p_tgt + floor) - np.log(p_raw + floor)
 
 
-def raw_fit_rows(feats: NgramFeatures, n: int, budget: int | None, sampling: str, rng) -> np.ndarray | None:
-    """Rows the raw model is fitted on: None (all) unless the n-gram budget binds."""
-    if budget is None:
-        return None
+def raw_fit_rows(feats: NgramFeatures, n: int, budget: int, sampling: str, rng) -> np.ndarray:
+    """Rows the raw model is fitted on when the n-gram budget binds: the first rows (reference) or
+    random rows, added until the running total first exceeds the budget (as the package does)."""
     per_row = np.concatenate([np.asarray(m.sum(axis=1)).ravel() for _, m in feats.iter_parts()] or [[]])
-    if per_row.sum() <= budget:
-        return None
     order = rng.permutation(n) if sampling == "random" else np.arange(n)
-    # Like the package: keep adding rows until the running total first exceeds the budget.
     last = int(np.searchsorted(np.cumsum(per_row[order]), budget, side="right"))
     return np.sort(order[: last + 1])
 
@@ -166,9 +164,11 @@ class DsirSelector(Selector):
         if tgt.sum() == 0:
             raise InputError("the target has no tokens to fit a model on", field="target")
         budget = {"auto": 100_000 * p.num_buckets, "all": None}.get(p.raw_fit_ngrams, p.raw_fit_ngrams)
-        fit_rows = raw_fit_rows(feats, n, budget, p.raw_fit_sampling, ctx.rng(1))
         ctx.progress(0.3, "fitting raw model")
-        raw = feats.totals() if fit_rows is None else selected_totals(feats, [fit_rows])[0]
+        raw, fit_rows = feats.totals(), None
+        if budget is not None and raw.sum() > budget:
+            fit_rows = raw_fit_rows(feats, n, budget, p.raw_fit_sampling, ctx.rng(1))
+            raw = selected_totals(feats, [fit_rows])[0]
         log_diff = log_ratio(raw, tgt, p.target_laplace, p.log_floor)
         ctx.progress(0.5, "scoring")
         log_w = score(feats, n, log_diff)
@@ -209,7 +209,9 @@ class DsirSelector(Selector):
                 f"domain_quotas must be ≥ 0 shares of existing domains; unknown: {missing}", field="domain_quotas"
             )
         shares = np.array([quotas[d] for d in names], np.float64)
-        want = largest_remainder(shares / shares.sum() * 1e12, ctx.budget)  # exact integer split of k
+        exact = shares / shares.sum() * ctx.budget  # largest remainder, uncapped: shares are not sizes
+        want = np.floor(exact).astype(np.int64)
+        want[np.argsort(-(exact - want), kind="stable")[: ctx.budget - int(want.sum())]] += 1
         picked = []
         for name, k_d in zip(names, want, strict=True):
             rows = np.flatnonzero(eligible & (domains == name))
