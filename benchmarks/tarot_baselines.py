@@ -58,6 +58,9 @@ def main() -> None:
     table = {  # OT to the held-out target: per budget, per method, one value per seed
         str(k): {m: [runs[str(s)][str(k)][m]["ot"] for s in args.seeds] for m in METHODS} for k in budgets
     }
+    table_raw = {  # the same in raw MiniLM cosine space (not the selector's metric), for context
+        str(k): {m: [runs[str(s)][str(k)][m]["ot_raw"] for s in args.seeds] for m in METHODS} for k in budgets
+    }
     wins = {
         str(k): {
             m: sum(runs[str(s)][str(k)]["tarot"]["ot"] < runs[str(s)][str(k)][m]["ot"] for s in args.seeds)
@@ -76,6 +79,7 @@ def main() -> None:
                 "budgets": budgets,
                 "seeds": args.seeds,
                 "ot_to_held_out": table,
+                "ot_raw_to_held_out": table_raw,
                 "tarot_lower_in_seeds": wins,
                 "runs": runs,
             }
