@@ -218,7 +218,7 @@ class EncodeTask(Task):
     def __call__(self, unit: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         start, stop, ids = unit
         frame = read_row_range(self.records, ["row_id", "text", "text_hash"], start, stop)
-        frame = frame.filter(pl.col("row_id").is_in(pl.Series(ids)))
+        frame = frame.filter(pl.Series(np.isin(frame["row_id"].to_numpy(), ids)))
         return binary16_to_numpy(frame["text_hash"]), encode(frame["text"].to_list(), self.params)
 
 
