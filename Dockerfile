@@ -15,7 +15,9 @@ COPY pyproject.toml README.md ./
 COPY curate ./curate
 COPY api ./api
 COPY pipelines ./pipelines
-RUN pip install ".[postgres]" \
+# EXTRAS=postgres,ray builds the image of the compose `ray` profile (ray-head, ray-worker).
+ARG EXTRAS=postgres
+RUN pip install ".[${EXTRAS}]" \
     && useradd --create-home --uid 10001 curate \
     && mkdir -p /data && chown curate /data
 USER curate

@@ -8,6 +8,8 @@ Workers read the pool's files directly, so on a multi-node cluster CURATE_HOME m
 
 from __future__ import annotations
 
+import logging
+import os
 import pickle
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -50,12 +52,14 @@ class RayExecutor(Executor):
         self.spec = spec or ExecutorSpec(kind="ray")
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": "WARNING", "log_to_driver": False}
-            if self.spec.address:
-                kwargs["address"] = self.spec.address
+            address = self.spec.address or os.environ.get("RAY_ADDRESS")
+            if address:
+                kwargs["address"] = address
             else:  # a cluster started here: its workers import this very curate checkout
                 kwargs["num_cpus"] = self.spec.num_cpus
                 kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": str(Path(curate.__file__).resolve().parents[1])}}
             ray.init(**kwargs)
+        logging.getLogger("ray.data").setLevel(logging.WARNING)  # no per-dataset INFO lines in CLI output
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.print_on_execution_start = False
