@@ -68,11 +68,47 @@ def point(work: Path, path: Path, target: Path, executor: str, tag: str, coverag
     return out
 
 
+def phase_warm(path: Path, target: Path, work: Path) -> dict:
+    """Local vs ray in one process, the cluster started beforehand: the overhead of the executor itself."""
+    from curate.config import Settings
+    from curate.executors import ExecutorSpec, make_executor, use_executor
+    from curate.ingest import IngestParams, ingest
+    from curate.select import run_selection
+
+    t0 = time.perf_counter()
+    ray_ex = make_executor(ExecutorSpec(kind="ray"))
+    warmup = work / "warmup.jsonl"  # the first map on a fresh cluster also starts its worker processes
+    warmup.write_text("".join(target.read_text().splitlines(keepends=True)[:200]))
+    with use_executor(ray_ex):
+        ingest(Settings(home=work / "warmup"), warmup, "w", IngestParams(embed=False, executor="ray"))
+        run_selection(Settings(home=work / "warmup"), pool="w", selector="dsir", budget=10, target=str(target))
+    out: dict = {"cluster_start_and_warmup_seconds": round(time.perf_counter() - t0, 2)}
+    for kind, ex in (("local", "local"), ("ray", ray_ex)):
+        s = Settings(home=work / f"warm-{kind}")
+        with use_executor(ex):
+            t0 = time.perf_counter()
+            ingest(s, path, "bench", IngestParams(embed=False, executor=kind))
+            t1 = time.perf_counter()
+            doc = run_selection(s, pool="bench", selector="dsir", budget=0.1, seed=0, target=str(target))
+            t2 = time.perf_counter()
+        out[kind] = {"ingest_seconds": round(t1 - t0, 2), "dsir_seconds": round(t2 - t1, 2), "manifest": doc["id"]}
+    out["ingest_overhead_ratio"] = round(out["ray"]["ingest_seconds"] / out["local"]["ingest_seconds"], 2)
+    out["dsir_overhead_ratio"] = round(out["ray"]["dsir_seconds"] / out["local"]["dsir_seconds"], 2)
+    out["same_manifest"] = out["ray"]["manifest"] == out["local"]["manifest"]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--phase", choices=["warm"], help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     ap.add_argument("--ray-records", type=int, default=100_000, help="0 = skip the Ray comparison")
     args = ap.parse_args()
+    if args.phase == "warm":
+        n = args.ray_records
+        print(json.dumps(phase_warm(args.workdir / f"pool-{n}.jsonl", args.workdir / "target.jsonl", args.workdir)))
+        return
     with tempfile.TemporaryDirectory(prefix="curate-scale-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
@@ -119,8 +155,13 @@ def main() -> None:
                 "ingest_overhead_ratio": round(ray["ingest_seconds"] / local["ingest_seconds"], 2),
                 "dsir_overhead_ratio": round(ray["dsir_seconds"] / local["dsir_seconds"], 2),
                 "same_manifest": ray["dsir_manifest"] == local["dsir_manifest"],
-                "note": "ray times include starting a local cluster in each CLI process",
+                "note": "CLI processes: ray times include starting a local cluster in each",
             }
+            warm = [sys.executable, __file__, "--phase", "warm", "--workdir", str(work), "--ray-records", str(n)]
+            proc = subprocess.run(warm, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+            if proc.returncode:
+                raise SystemExit(f"warm phase failed:\n{proc.stderr[-3000:]}")
+            result["ray_vs_local_warm_cluster"] = json.loads(proc.stdout.strip().splitlines()[-1])
         print(json.dumps(result, indent=2))
 
 
