@@ -15,11 +15,12 @@ COPY pyproject.toml README.md ./
 COPY curate ./curate
 COPY api ./api
 COPY pipelines ./pipelines
-# EXTRAS=postgres,ray builds the image of the compose `ray` profile (ray-head, ray-worker).
-ARG EXTRAS=postgres
-RUN pip install ".[${EXTRAS}]" \
+RUN pip install ".[postgres]" \
     && useradd --create-home --uid 10001 curate \
     && mkdir -p /data && chown curate /data
+# EXTRAS=ray builds the image of the compose `ray` profile (ray-head, ray-worker).
+ARG EXTRAS=""
+RUN if [ -n "$EXTRAS" ]; then pip install ".[${EXTRAS}]"; fi
 USER curate
 VOLUME ["/data"]
 EXPOSE 8000

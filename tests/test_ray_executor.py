@@ -112,3 +112,19 @@ def test_read_row_range_crosses_row_groups(tmp_path):
             w.write_table(pa.table({"row_id": np.arange(start, min(start + 30, 100))}))
     assert read_row_range(path, ["row_id"], 25, 95)["row_id"].to_list() == list(range(25, 95))
     assert read_row_range(path, ["row_id"], 90, 100)["row_id"].to_list() == list(range(90, 100))
+
+
+def test_compose_ray_profile():
+    import yaml
+
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    head, worker = services["ray-head"], services["ray-worker"]
+    assert head["profiles"] == worker["profiles"] == ["ray"]
+    assert head["image"] == worker["image"] and head["build"]["args"]["EXTRAS"] == "ray"
+    port = next(a.split("=")[1] for a in head["command"] if a.startswith("--port="))
+    assert worker["command"][:2] == ["ray", "start"] and f"--address=ray-head:{port}" in worker["command"]
+    assert head["environment"]["RAY_ADDRESS"] == worker["environment"]["RAY_ADDRESS"] == f"ray-head:{port}"
+    home = head["environment"]["CURATE_HOME"]  # workers read pool files: the same volume at CURATE_HOME
+    api_home = next(v for v in services["api"]["volumes"] if v.endswith(":" + home))
+    assert api_home in head["volumes"] and api_home in worker["volumes"]
+    assert 'pip install ".[${EXTRAS}]"' in (REPO / "Dockerfile").read_text()
