@@ -68,6 +68,19 @@ def point(work: Path, path: Path, target: Path, executor: str, tag: str, coverag
     return out
 
 
+def phase_generate(work: Path, sizes: list[int]) -> None:
+    """pool-N.jsonl (the first N of one generated pool, plus a numeric `loss` field) and a d0 target."""
+    full = work / "full.jsonl"
+    generate(full, max(sizes), seed=0)
+    frame = pl.read_ndjson(full)
+    frame = frame.with_columns(loss=pl.Series(np.random.default_rng(1).gamma(2.0, 1.0, frame.height)))
+    generate(work / "tgt.jsonl", 4_000, seed=1, start_id=10**8)
+    pl.read_ndjson(work / "tgt.jsonl").filter(pl.col("domain") == "d0").write_ndjson(work / "target.jsonl")
+    for n in sizes:
+        frame.head(n).write_ndjson(work / f"pool-{n}.jsonl")
+    full.unlink()
+
+
 def phase_warm(path: Path, target: Path, work: Path) -> dict:
     """Local vs ray in one process, the cluster started beforehand: the overhead of the executor itself."""
     from curate.config import Settings
@@ -100,11 +113,14 @@ def phase_warm(path: Path, target: Path, work: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--phase", choices=["warm"], help=argparse.SUPPRESS)
+    ap.add_argument("--phase", choices=["warm", "generate"], help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
     ap.add_argument("--ray-records", type=int, default=100_000, help="0 = skip the Ray comparison")
     args = ap.parse_args()
+    if args.phase == "generate":
+        phase_generate(args.workdir, args.sizes)
+        return
     if args.phase == "warm":
         n = args.ray_records
         print(json.dumps(phase_warm(args.workdir / f"pool-{n}.jsonl", args.workdir / "target.jsonl", args.workdir)))
@@ -112,18 +128,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="curate-scale-") as tmp:
         work = Path(tmp)
         t0 = time.perf_counter()
-        full = work / "full.jsonl"
-        generate(full, max(args.sizes), seed=0)
-        frame = pl.read_ndjson(full)
-        frame = frame.with_columns(loss=pl.Series(np.random.default_rng(1).gamma(2.0, 1.0, frame.height)))
-        generate(work / "tgt.jsonl", 4_000, seed=1, start_id=10**8)
+        # Generated in a child: a parent holding the 1M-row frame would lend its RSS to every forked phase.
+        sizes = sorted(set(args.sizes) | ({args.ray_records} - {0}))
+        gen = [sys.executable, __file__, "--phase", "generate", "--workdir", str(work), "--sizes", *map(str, sizes)]
+        subprocess.run(gen, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         target = work / "target.jsonl"
-        pl.read_ndjson(work / "tgt.jsonl").filter(pl.col("domain") == "d0").write_ndjson(target)
-        files = {}
-        for n in sorted(set(args.sizes) | ({args.ray_records} - {0})):
-            files[n] = work / f"pool-{n}.jsonl"
-            frame.head(n).write_ndjson(files[n])
-        del frame
+        files = {n: work / f"pool-{n}.jsonl" for n in sizes}
         gen_s = time.perf_counter() - t0
         points = [point(work, files[n], target, "local", f"local-{n}", coverage=True) for n in sorted(args.sizes)]
         first, last = points[0], points[-1]
