@@ -33,8 +33,11 @@ sys.path.insert(0, str(REPO))
 from benchmarks.dsir import generate  # noqa: E402 - same generated records as the DSIR benchmark
 
 
-def run(args: list[str]) -> tuple[dict, float, float]:
-    """(JSON output, wall seconds, peak RSS MB) of one child process."""
+def run(args: list[str]) -> tuple[dict, float, float, float]:
+    """(JSON output, wall seconds, peak RSS MB, CPU seconds) of one child process.
+
+    CPU seconds (user + system) are what the growth claim rests on: on a shared machine wall time
+    swings with other load, CPU time barely does. (Ray workers' CPU is not in it: compare wall time.)"""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         start = time.perf_counter()
@@ -45,26 +48,30 @@ def run(args: list[str]) -> tuple[dict, float, float]:
             err.seek(0)
             raise SystemExit(f"failed: curate {' '.join(args)}\n{err.read()[-3000:]}")
         out.seek(0)
-        return json.loads(out.read()), seconds, usage.ru_maxrss / 1024
+        return json.loads(out.read()), seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def point(work: Path, path: Path, target: Path, executor: str, tag: str, coverage: bool) -> dict:
     home = work / f"home-{tag}"
     ex = ["--executor", executor]
-    ingest, t_ing, rss_ing = run(["ingest", str(path), "--pool", "bench", "--no-embed", *ex, "--home", str(home)])
+    ingest, t_ing, rss_ing, cpu_ing = run(["ingest", str(path), "--pool", "bench", "--no-embed", *ex, "--home", str(home)])
     sel = ["select", "--pool", "bench", "--budget", "0.1", "--seed", "0", "--home", str(home)]
-    dsir, t_dsir, rss_dsir = run([*sel, "--selector", "dsir", "--target", str(target), *ex])
+    dsir, t_dsir, rss_dsir, cpu_dsir = run([*sel, "--selector", "dsir", "--target", str(target), *ex])
     out = {
         "records": ingest["pool"]["n_records"],
         "ingest_seconds": round(t_ing, 2),
+        "ingest_cpu_seconds": round(cpu_ing, 2),
         "ingest_peak_rss_mb": round(rss_ing, 1),
         "dsir_seconds": round(t_dsir, 2),
+        "dsir_cpu_seconds": round(cpu_dsir, 2),
         "dsir_peak_rss_mb": round(rss_dsir, 1),
         "dsir_manifest": dsir["id"],
     }
     if coverage:
-        cov, t_cov, rss_cov = run([*sel, "--selector", "coverage", "--param", "score_column=loss"])
-        out.update(coverage_seconds=round(t_cov, 2), coverage_peak_rss_mb=round(rss_cov, 1))
+        cov, t_cov, rss_cov, cpu_cov = run([*sel, "--selector", "coverage", "--param", "score_column=loss"])
+        out.update(
+            coverage_seconds=round(t_cov, 2), coverage_cpu_seconds=round(cpu_cov, 2), coverage_peak_rss_mb=round(rss_cov, 1)
+        )
     return out
 
 
@@ -146,6 +153,8 @@ def main() -> None:
                 "size_ratio": scale,
                 "ingest_time_ratio": round(last["ingest_seconds"] / first["ingest_seconds"], 2),
                 "dsir_time_ratio": round(last["dsir_seconds"] / first["dsir_seconds"], 2),
+                "ingest_cpu_ratio": round(last["ingest_cpu_seconds"] / first["ingest_cpu_seconds"], 2),
+                "dsir_cpu_ratio": round(last["dsir_cpu_seconds"] / first["dsir_cpu_seconds"], 2),
                 "max_peak_rss_mb": max(
                     max(p["ingest_peak_rss_mb"], p["dsir_peak_rss_mb"], p.get("coverage_peak_rss_mb", 0))
                     for p in points
