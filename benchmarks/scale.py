@@ -54,7 +54,9 @@ def run(args: list[str]) -> tuple[dict, float, float, float]:
 def point(work: Path, path: Path, target: Path, executor: str, tag: str, coverage: bool) -> dict:
     home = work / f"home-{tag}"
     ex = ["--executor", executor]
-    ingest, t_ing, rss_ing, cpu_ing = run(["ingest", str(path), "--pool", "bench", "--no-embed", *ex, "--home", str(home)])
+    ingest, t_ing, rss_ing, cpu_ing = run(
+        ["ingest", str(path), "--pool", "bench", "--no-embed", *ex, "--home", str(home)]
+    )
     sel = ["select", "--pool", "bench", "--budget", "0.1", "--seed", "0", "--home", str(home)]
     dsir, t_dsir, rss_dsir, cpu_dsir = run([*sel, "--selector", "dsir", "--target", str(target), *ex])
     out = {
@@ -70,7 +72,9 @@ def point(work: Path, path: Path, target: Path, executor: str, tag: str, coverag
     if coverage:
         cov, t_cov, rss_cov, cpu_cov = run([*sel, "--selector", "coverage", "--param", "score_column=loss"])
         out.update(
-            coverage_seconds=round(t_cov, 2), coverage_cpu_seconds=round(cpu_cov, 2), coverage_peak_rss_mb=round(rss_cov, 1)
+            coverage_seconds=round(t_cov, 2),
+            coverage_cpu_seconds=round(cpu_cov, 2),
+            coverage_peak_rss_mb=round(rss_cov, 1),
         )
     return out
 
