@@ -182,6 +182,27 @@ def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target
     _emit(as_json, doc, _manifest_summary(doc))
 
 
+@command(main, "dedup")
+@click.option("--pool", required=True)
+@click.option("--eps", type=float, default=0.05, show_default=True, help="Duplicate when cosine > 1 - eps.")
+@click.option("--keep", type=click.Choice(["centroid", "outlier", "first"]), default="centroid", show_default=True)
+@click.option("--criterion", type=click.Choice(["kept", "any_earlier"]), default="kept", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the manifest folder here.")
+def dedup_cmd(settings: Settings, as_json: bool, pool, eps, keep, criterion, out) -> None:
+    """Semantic dedup within k-means clusters; writes a manifest of the kept records."""
+    from pydantic import ValidationError
+
+    from curate.dedup import run_dedup
+    from curate.stages.semdedup import SemDedupParams
+
+    try:
+        params = SemDedupParams(eps=eps, keep=keep, criterion=criterion)
+    except ValidationError as exc:
+        raise InputError(f"invalid --eps: {exc.errors()[0]['msg']}", field="eps") from None
+    doc = run_dedup(settings, pool=pool, params=params, out=out)
+    _emit(as_json, doc, _manifest_summary(doc))
+
+
 @command(main, "selectors")
 def selectors_cmd(settings: Settings, as_json: bool) -> None:
     """List selectors with their parameters and defaults."""
