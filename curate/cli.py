@@ -160,7 +160,11 @@ def _manifest_summary(doc: dict) -> str:
 @command(main, "select")
 @click.option("--pool", required=True)
 @click.option("--selector", required=True)
-@click.option("--budget", required=True, help="Record count (100) or fraction of the pool (0.1).")
+@click.option(
+    "--budget",
+    required=True,
+    help="Record count (100), fraction (0.1), or auto (selectors that size themselves).",
+)
 @click.option("--target", default=None, help="A file of target texts or a pool name.")
 @click.option("--param", "params", multiple=True, help="Selector parameter key=value (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True)

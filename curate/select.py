@@ -48,6 +48,10 @@ def run_selection(
         raise InputError(f"selector '{cls.name}' does not use a target; drop --target", field="target")
     if the_target is None and cls.requires_target:
         raise InputError(f"selector '{cls.name}' needs --target (a file of texts or a pool name)", field="target")
+    if requested == "auto" and not cls.supports_auto_budget:
+        raise InputError(
+            f"selector '{cls.name}' cannot choose its own budget; give a count or a fraction", field="budget"
+        )
     k, clipped = resolve_budget(requested, the_pool.n_records)
     sel_ref = {"name": cls.name, "version": cls.version}
     params_json = resolved.model_dump(mode="json")
@@ -58,7 +62,9 @@ def run_selection(
     if (existing / "manifest.json").exists():
         doc = read_manifest(existing)
     else:
-        ctx = SelectionContext(the_pool, k, seed, the_target, progress or (lambda fraction, message: None))
+        ctx = SelectionContext(
+            the_pool, k, seed, the_target, progress or (lambda fraction, message: None), requested == "auto"
+        )
         selection = cls(resolved).select(ctx)
         metrics = {**common_metrics(the_pool, selection.indices, clipped), **selection.metrics}
         doc, _ = write_manifest(

@@ -44,6 +44,7 @@ class SelectionContext:
     seed: int
     target: Target | None = None
     progress: Callable[[float, str], None] = lambda fraction, message: None
+    budget_auto: bool = False  # budget "auto": the selector picks the size; ``budget`` is the pool size
 
     def rng(self, stream: int = 0) -> np.random.Generator:
         """Independent generator per ``stream``, so adding a random step never shifts the others."""
@@ -57,6 +58,7 @@ class Selector(ABC):
     Params: ClassVar[type[SelectorParams]] = SelectorParams
     uses_target: ClassVar[bool] = False
     requires_target: ClassVar[bool] = False
+    supports_auto_budget: ClassVar[bool] = False  # may choose its own size (budget "auto")
 
     def __init__(self, params: SelectorParams) -> None:
         self.params = params
@@ -113,14 +115,17 @@ def describe(cls: type[Selector]) -> dict:
     }
 
 
-def parse_budget(text: str | int | float) -> int | float:
-    """'100' → 100 records; '0.1' → 10 % of the pool; anything else is the caller's mistake."""
+def parse_budget(text: str | int | float) -> int | float | str:
+    """'100' → 100 records; '0.1' → 10 % of the pool; 'auto' → the selector estimates the size
+    (only selectors with ``supports_auto_budget``); anything else is the caller's mistake."""
     if isinstance(text, bool):
         raise InputError("budget must be a count or a fraction", field="budget")
     if isinstance(text, int | float):
         value: int | float = text
     else:
         s = str(text).strip()
+        if s.lower() == "auto":
+            return "auto"
         try:
             value = int(s)
         except ValueError:
@@ -136,7 +141,10 @@ def parse_budget(text: str | int | float) -> int | float:
     return value
 
 
-def resolve_budget(requested: int | float, n: int) -> tuple[int, bool]:
-    """(records to select, clipped?) — a fraction of the pool is floored, like the references."""
+def resolve_budget(requested: int | float | str, n: int) -> tuple[int, bool]:
+    """(records to select, clipped?) — a fraction of the pool is floored, like the references;
+    "auto" allows up to the whole pool."""
+    if requested == "auto":
+        return n, False
     k = math.floor(requested * n) if isinstance(requested, float) else int(requested)
     return min(k, n), k > n

@@ -1,0 +1,321 @@
+"""TAROT: targeted selection by optimal transport on whitened features (Feng et al., ICML 2025).
+
+Why not "nearest to the target mean": when the target has several modes, a mean-similarity ranking
+spends the whole budget on the dominant one. TAROT grows the selection through *layers* — the r-th
+nearest candidate of every target example — so each target example pulls in its own neighbours,
+and uses the OT distance to the target to fill the last layer (``fixed_size``) or to decide when
+adding more stops helping (``otm``), which estimates the optimal selection size (budget ``auto``).
+ALGORITHMS.md §2; ``compat="reference"`` reproduces the reference code's choices (§2.9).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from curate.algorithms.transport import fit_whitener, knn_search, ot_distance, ot_potentials, transported_mass
+from curate.errors import InputError
+from curate.selectors.base import Selection, SelectionContext, Selector, SelectorParams, register
+
+
+class TarotParams(SelectorParams):
+    mode: Literal["auto", "fixed_size", "otm"] = Field(
+        "auto",
+        description="fixed_size fills the budget (Alg. 1); otm sizes itself (Alg. 2); auto: otm iff budget=auto.",
+    )
+    compat: Literal["none", "reference"] = Field(
+        "none", description="reference: the reference code's ridge, fill rule, stop rule and no weights."
+    )
+    whitening: Literal["cholesky", "zca", "none"] = Field("cholesky", description="none = unwhitened ablation.")
+    shrinkage: float | Literal["auto"] | None = Field(
+        None, description="Covariance shrinkage toward identity; auto = Ledoit-Wolf (default), reference: 0."
+    )
+    ridge: float | None = Field(None, ge=0, description="Added to the covariance diagonal (reference: 1e-5 absolute).")
+    max_neighbors: int = Field(2000, ge=1, description="K_max: neighbours per target example = layer depth cap.")
+    sim_threshold: float = Field(0.0, description="otm: neighbours need whitened cosine above this.")
+    k_fold_splits: int = Field(10, ge=2, description="otm folds of the target (held-out guard).")
+    otm_target_sample: int | None = Field(
+        2000, ge=10, description="otm: measure OT to at most this many of H_f's records (None = all, as reference)."
+    )
+    fold_seed: int = Field(42, description="Seed of the target fold split (reference: 42).")
+    stop_rule: Literal["argmin", "reference"] | None = Field(
+        None, description="otm: keep the best set (argmin, default) or one step past it (reference)."
+    )
+    search: Literal["exponential", "linear"] | None = Field(
+        None, description="otm: step-by-step scan (default, the paper's) or doubling + bisection (unimodal curves)."
+    )
+    overflow_rule: Literal["smallest_f", "largest_f", "random"] | None = Field(
+        None, description="fixed_size last layer: smallest OT potential lowers OT (default); reference: largest."
+    )
+    ot_backend: Literal["auto", "emd", "sinkhorn_log"] = Field("auto", description="auto: exact EMD while small.")
+    ot_reg: float = Field(1e-3, gt=0, description="Entropic regularisation of sinkhorn_log.")
+    weighting: Literal["mass", "uniform"] | None = Field(
+        None, description="mass: target mass transported to each record (default); reference: uniform."
+    )
+    weight_temperature: float = Field(0.05, gt=0, description="Soft-min temperature of the mass weights.")
+    estimate_ratio: bool = Field(True, description="Also run otm in fixed_size mode to report ratio_hat.")
+    metric_sample: int = Field(2000, ge=10, description="Points per side for the reported OT distances.")
+
+    def resolved(self) -> dict:
+        ref = self.compat == "reference"
+        return {
+            "shrinkage": self.shrinkage if self.shrinkage is not None else (0.0 if ref else "auto"),
+            "ridge": self.ridge if self.ridge is not None else (1e-5 if ref else 1e-6),
+            "relative_ridge": not ref,
+            "stop_rule": self.stop_rule or ("reference" if ref else "argmin"),
+            "search": self.search or "linear",
+            "overflow_rule": self.overflow_rule or ("largest_f" if ref else "smallest_f"),
+            "weighting": self.weighting or ("uniform" if ref else "mass"),
+        }
+
+
+@dataclass
+class Neighbours:
+    """Per target example, candidate ids by whitened cosine, descending (the reference's R_j)."""
+
+    ids: np.ndarray  # (M, K) int64
+    sims: np.ndarray  # (M, K) float32
+
+    @classmethod
+    def build(cls, cand: np.ndarray, tgt: np.ndarray, k: int) -> Neighbours:
+        sims, ids = knn_search(cand, tgt, k)
+        return cls(ids, sims)
+
+    def first_layer(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """(first layer each candidate appears in — K if never, its best similarity to any target)."""
+        depth = self.ids.shape[1]
+        first = np.full(n, depth, np.int64)
+        np.minimum.at(first, self.ids.ravel(), np.tile(np.arange(depth), len(self.ids)))
+        best = np.full(n, -np.inf, np.float32)
+        np.maximum.at(best, self.ids.ravel(), self.sims.ravel())
+        return first, best
+
+
+def fixed_size(
+    cand: np.ndarray,
+    tgt: np.ndarray,
+    k: int,
+    nbrs: Neighbours,
+    overflow_rule: str = "smallest_f",
+    rng: np.random.Generator | None = None,
+    backend: str = "auto",
+    reg: float = 1e-3,
+) -> tuple[np.ndarray, dict]:
+    """Algorithm 1: union whole layers while they fit; fill the overflowing layer by OT potential.
+
+    Returned in rank order: by layer, then by similarity to the nearest target example.
+    """
+    n = len(cand)
+    first, best = nbrs.first_layer(n)
+    depth = nbrs.ids.shape[1]
+    per_layer = np.bincount(first[first < depth], minlength=depth)
+    filled = np.cumsum(per_layer)
+    over = np.flatnonzero(filled > k)
+    stop = int(over[0]) if len(over) else depth
+    taken = np.flatnonzero(first < stop)
+    taken = taken[np.lexsort((taken, -best[taken], first[taken]))]
+    info = {"layers_full": stop, "reachable": int(filled[-1])}
+    if not len(over) or len(taken) == k:
+        return taken, info
+    delta = np.flatnonzero(first == stop)
+    need = k - len(taken)
+    if overflow_rule == "random":
+        rank = (rng or np.random.default_rng(0)).permutation(len(delta))
+    else:
+        _, f, _ = ot_potentials(cand[delta], tgt, backend, reg)
+        key = f if overflow_rule == "smallest_f" else -f
+        rank = np.lexsort((delta, key))
+    return np.concatenate([taken, delta[rank[:need]]]), info
+
+
+def _fold_curve_set(nbrs: Neighbours, fold: np.ndarray, k: int, threshold: float) -> np.ndarray:
+    ids, sims = nbrs.ids[fold, :k], nbrs.sims[fold, :k]
+    return np.unique(ids[(sims > threshold) & (ids >= 0)])
+
+
+@dataclass
+class OtmResult:
+    indices: np.ndarray
+    ratio: float
+    folds: list[dict] = field(default_factory=list)
+
+
+def otm(
+    cand: np.ndarray,
+    tgt: np.ndarray,
+    nbrs: Neighbours,
+    k_folds: int = 10,
+    fold_seed: int = 42,
+    threshold: float = 0.0,
+    stop_rule: str = "argmin",
+    search: str = "linear",
+    backend: str = "auto",
+    reg: float = 1e-3,
+    target_sample: int | None = None,
+) -> OtmResult:
+    """Algorithm 2: per target fold, grow the neighbour set of the held-out part V_f while its OT
+    distance to the rest H_f falls; the union over folds is the selection, |S|/N the ratio estimate.
+
+    ``search="exponential"`` finds the first non-improving depth by doubling then bisection — the
+    same answer as the linear scan only when the curve is unimodal; real curves are noisy near the
+    minimum (on the §2.10 fixture it stopped deeper and cost more), so the linear scan is default.
+    """
+    from sklearn.model_selection import KFold
+
+    k_folds = min(k_folds, len(tgt))
+    depth = nbrs.ids.shape[1]
+    chosen, folds = [], []
+    splits = KFold(k_folds, shuffle=True, random_state=fold_seed).split(np.arange(len(tgt)))
+    sampler = np.random.default_rng(fold_seed)
+    for f, (rest, held) in enumerate(splits):
+        if target_sample is not None and len(rest) > target_sample:  # §2.8 (e): bounded OT problems
+            rest = np.sort(sampler.choice(rest, target_sample, replace=False))
+        cache: dict[int, float] = {}
+
+        def cost(k: int, held=held, rest=rest, cache=cache) -> float:
+            if k not in cache:
+                sel = _fold_curve_set(nbrs, held, k, threshold)
+                cache[k] = ot_distance(cand[sel], tgt[rest], backend, reg) if len(sel) else np.inf
+            return cache[k]
+
+        def worse(k: int) -> bool:  # the reference stops at the first k where this holds
+            return cost(k) >= cost(k - 1)
+
+        stop = None
+        if search == "linear":
+            stop = next((k for k in range(2, depth) if worse(k)), None)
+        else:
+            lo, k = 1, 2
+            while k < depth:
+                if worse(k):
+                    hi = k
+                    while hi - lo > 1:
+                        mid = (lo + hi) // 2
+                        lo, hi = (lo, mid) if worse(mid) else (mid, hi)
+                    stop = hi
+                    break
+                lo, k = k, (min(2 * k, depth - 1) if k < depth - 1 else depth)
+        last = stop if stop is not None else max(depth - 1, 1)  # never worse: the reference ends at K_max−1
+        keep = last - 1 if stop is not None and stop_rule == "argmin" else last
+        sel = _fold_curve_set(nbrs, held, keep, threshold)
+        if not len(sel):
+            folds.append({"fold": f, "stop": None, "size": 0, "skipped": "no neighbour above sim_threshold"})
+            continue
+        chosen.append(sel)
+        folds.append({"fold": f, "stop": keep, "size": int(len(sel)), "ot": round(float(cost(keep)), 6)})
+    union = np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, np.int64)
+    return OtmResult(union.astype(np.int64), len(union) / len(cand), folds)
+
+
+def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    return np.sort(rng.choice(n, limit, replace=False)) if n > limit else np.arange(n)
+
+
+def target_embeddings(ctx: SelectionContext) -> np.ndarray:
+    """Target vectors in the pool's embedding space: a target pool's own embeddings when it has
+    them, else its texts encoded with the model that embedded the candidate pool."""
+    from curate.stages.embed import EmbedParams, encode
+
+    target = ctx.target
+    if target.pool is not None and target.pool.has_feature("embed"):
+        return np.asarray(target.pool.embeddings(), np.float32)
+    model = _pool_model(ctx)
+    texts = [t for batch in target.iter_texts() for t in batch.to_list()]
+    if not texts:
+        raise InputError("the target has no texts", field="target")
+    return encode(texts, EmbedParams(model=model) if model else EmbedParams())
+
+
+def _pool_model(ctx: SelectionContext) -> str | None:
+    """The model named in the pool's embed stage record; an error for bring-your-own vectors."""
+    path = ctx.pool.feature_path("embed")
+    try:
+        info = json.loads((path / "stage.json").read_text())
+    except (OSError, TypeError, ValueError):
+        return None
+    model = info.get("model")
+    if not model or str(model).startswith("field:"):
+        raise InputError(
+            "the pool's vectors were not made by a model, so target texts cannot be embedded alike: "
+            "give as target a pool ingested with the same vectors",
+            field="target",
+        )
+    return model
+
+
+@register
+class TarotSelector(Selector):
+    name = "tarot"
+    description = (
+        "Optimal-transport targeted selection on whitened embeddings; covers every target mode; "
+        "estimates the optimal selection size (budget=auto); weight = transported target mass."
+    )
+    Params = TarotParams
+    uses_target = True
+    requires_target = True
+    supports_auto_budget = True
+
+    def select(self, ctx: SelectionContext) -> Selection:
+        p, r = self.params, self.params.resolved()
+        raw = ctx.pool.embeddings()
+        raw_tgt = target_embeddings(ctx)
+        if raw_tgt.shape[1] != raw.shape[1]:
+            raise InputError(f"target vectors have {raw_tgt.shape[1]} dimensions, the pool's {raw.shape[1]}")
+        ctx.progress(0.1, "whitening")
+        white = fit_whitener([raw, raw_tgt], p.whitening, r["shrinkage"], r["ridge"], r["relative_ridge"])
+        cand, tgt = white.transform(raw), white.transform(raw_tgt)
+        n = len(cand)
+        ctx.progress(0.3, "nearest neighbours")
+        nbrs = Neighbours.build(cand, tgt, min(p.max_neighbors, n))
+        mode = p.mode if p.mode != "auto" else ("otm" if ctx.budget_auto else "fixed_size")
+        metrics: dict = {"mode": mode, "whitening": white.summary(), "target_records": len(tgt)}
+        estimate = None
+        if mode == "otm" and len(tgt) < 2:
+            raise InputError("otm (budget auto) needs at least 2 target records to hold some out", field="target")
+        if mode == "otm" or (p.estimate_ratio and len(tgt) >= 2):
+            ctx.progress(0.5, "OT ratio estimate")
+            estimate = otm(
+                cand, tgt, nbrs, p.k_fold_splits, p.fold_seed, p.sim_threshold, r["stop_rule"], r["search"],
+                p.ot_backend, p.ot_reg, None if p.compat == "reference" else p.otm_target_sample,
+            )  # fmt: skip
+            metrics.update(
+                ratio_hat=round(estimate.ratio, 6), otm_size=len(estimate.indices), otm_folds=estimate.folds
+            )
+        ctx.progress(0.8, "selecting")
+        first, best = nbrs.first_layer(n)
+        if mode == "otm":
+            chosen = estimate.indices
+            chosen = chosen[np.lexsort((chosen, -best[chosen], first[chosen]))]
+            if not ctx.budget_auto:
+                chosen = chosen[: ctx.budget]
+        else:
+            chosen, info = fixed_size(
+                cand, tgt, ctx.budget, nbrs, r["overflow_rule"], ctx.rng(0), p.ot_backend, p.ot_reg
+            )
+            metrics.update(info)
+            metrics["budget_short"] = len(chosen) < ctx.budget
+        weights = None
+        if r["weighting"] == "mass" and len(chosen):
+            mass = transported_mass(cand[chosen], tgt, p.weight_temperature)
+            weights = np.maximum(mass, 1e-6)  # every selected record stays in the training mix
+        metrics.update(self._ot_metrics(ctx, cand, tgt, chosen))
+        scores = best[chosen].astype(np.float64)  # whitened cosine to the nearest target example
+        return Selection(indices=chosen.astype(np.int64), weights=weights, scores=scores, metrics=metrics)
+
+    def _ot_metrics(self, ctx: SelectionContext, cand: np.ndarray, tgt: np.ndarray, chosen: np.ndarray) -> dict:
+        """OT distance of the selection to the target beside that of a random subset of equal size."""
+        if not len(chosen):
+            return {}
+        rng, limit = ctx.rng(1), self.params.metric_sample
+        t = tgt[_subsample(len(tgt), limit, rng)]
+        sel = chosen[_subsample(len(chosen), limit, rng)]
+        rand = rng.choice(len(cand), size=len(sel), replace=False)
+        return {
+            "ot_distance": round(ot_distance(cand[sel], t), 6),
+            "ot_distance_random": round(ot_distance(cand[rand], t), 6),
+            "ot_sample": {"selection": int(len(sel)), "target": int(len(t))},
+        }

@@ -1,0 +1,140 @@
+"""TAROT: §2.10 acceptance tests on planted Gaussian modes, whitening, and the papers pool end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from curate.algorithms.transport import fit_whitener, ot_distance
+from curate.select import run_selection
+from curate.selectors.tarot import Neighbours, fixed_size, otm
+from tests.conftest import REPO
+
+MULTIMODAL = REPO / "data" / "targets" / "multimodal.jsonl"
+
+
+class Modes:
+    """§2.10.5: d = 16, 10 modes (centres 3·N(0, I), unit noise), 2 000 pool points per mode; two
+    600-point target samples from modes 0/1/2 at 60/30/10 % (one to select with, one held out)."""
+
+    def __init__(self, per_mode: int = 2000, n_target: int = 600, seed: int = 0):
+        rng = np.random.default_rng(seed)
+        self.centres = 3 * rng.normal(size=(10, 16))
+        self.labels = np.repeat(np.arange(10), per_mode)
+        pool = self.centres[self.labels] + rng.normal(size=(len(self.labels), 16))
+        target, held = (self._target(rng, n_target) for _ in range(2))
+        w = fit_whitener([pool, target], "cholesky", shrinkage=0.0, ridge=1e-5, relative_ridge=False)
+        self.cand, self.tgt, self.held = w.transform(pool), w.transform(target), w.transform(held)
+        self.nbrs = Neighbours.build(self.cand, self.tgt, 2000)
+
+    def _target(self, rng, n):
+        modes = rng.choice(3, size=n, p=[0.6, 0.3, 0.1])
+        return self.centres[modes] + rng.normal(size=(n, 16))
+
+    def shares(self, sel):
+        return np.bincount(self.labels[sel], minlength=10)[:3] / len(sel)
+
+
+@pytest.fixture(scope="module")
+def modes() -> Modes:
+    return Modes()
+
+
+def test_fixed_size_beats_mean_sim_and_random_and_keeps_mode_shares(modes):
+    k = 600
+    mean_sim = np.argsort(-(modes.cand @ modes.tgt.mean(axis=0)), kind="stable")[:k]
+    rng = np.random.default_rng(1)
+    random_ot = [ot_distance(modes.cand[rng.choice(len(modes.cand), k, replace=False)], modes.held) for _ in range(3)]
+    ot_mean = ot_distance(modes.cand[mean_sim], modes.held)
+    assert modes.shares(mean_sim)[0] > 0.95  # the failure TAROT targets: everything from the big mode
+    for rule in ("largest_f", "smallest_f"):
+        sel, _ = fixed_size(modes.cand, modes.tgt, k, modes.nbrs, rule)
+        ot_sel = ot_distance(modes.cand[sel], modes.held)
+        assert ot_sel < ot_mean < min(random_ot)
+        np.testing.assert_allclose(modes.shares(sel), [0.6, 0.3, 0.1], atol=0.1)
+
+
+def test_fixed_size_count_and_layers(modes):
+    first, _ = modes.nbrs.first_layer(len(modes.cand))
+    for k in (1, 599, 1500):
+        sel, info = fixed_size(modes.cand, modes.tgt, k, modes.nbrs)
+        assert len(sel) == len(np.unique(sel)) == k
+        full = np.flatnonzero(first < info["layers_full"])
+        assert np.isin(full, sel).all()  # every item of a completed layer is in
+        assert np.all(np.diff(first[sel]) >= 0)  # rank order follows the layers
+
+
+def test_otm_estimates_the_ratio_and_stays_on_target(modes):
+    """§2.10.6: ratio_hat ≈ 0.20 (30 % of the pool is target-like), ≥ 95 % of picks from modes 0–2."""
+    res = otm(modes.cand, modes.tgt, modes.nbrs, stop_rule="reference")
+    assert 0.1 <= res.ratio <= 0.3
+    assert (modes.labels[res.indices] < 3).mean() >= 0.95
+
+
+def test_otm_argmin_never_worse_than_reference_and_deterministic():
+    small = Modes(per_mode=300, n_target=200, seed=3)
+    ref = otm(small.cand, small.tgt, small.nbrs, stop_rule="reference")
+    best = otm(small.cand, small.tgt, small.nbrs, stop_rule="argmin")
+    for a, b in zip(best.folds, ref.folds, strict=True):
+        assert a["ot"] <= b["ot"]
+    again = otm(small.cand, small.tgt, small.nbrs, stop_rule="argmin")
+    np.testing.assert_array_equal(again.indices, best.indices)
+    other_folds = otm(small.cand, small.tgt, small.nbrs, stop_rule="argmin", fold_seed=7)
+    assert not np.array_equal(other_folds.indices, best.indices)
+
+
+def test_whitening_ignores_dominant_nuisance_directions():
+    """Eight huge-variance features carry no information about the modes: unwhitened distance is
+    decided by them and picks records of every mode; whitened distance finds the target's mode."""
+    rng = np.random.default_rng(4)
+    centres = 3 * rng.normal(size=(4, 8))
+    labels = np.repeat(np.arange(4), 1000)
+    pool = np.hstack([centres[labels] + 0.3 * rng.normal(size=(4000, 8)), 30 * rng.normal(size=(4000, 8))])
+    target = np.hstack([centres[[0] * 100] + 0.3 * rng.normal(size=(100, 8)), 30 * rng.normal(size=(100, 8))])
+    on_target = {}
+    for method in ("cholesky", "none"):
+        w = fit_whitener([pool, target], method, shrinkage=0.0)
+        cand, tgt = w.transform(pool), w.transform(target)
+        sel, _ = fixed_size(cand, tgt, 300, Neighbours.build(cand, tgt, 500))
+        on_target[method] = (labels[sel] == 0).mean()
+    assert on_target["cholesky"] >= 0.95
+    assert on_target["none"] < 0.5  # 0.25 would be chance
+
+
+def test_papers_pool_multimodal_target(papers_settings):
+    doc = run_selection(papers_settings, pool="papers", selector="tarot", budget=40, target=str(MULTIMODAL))
+    m = doc["metrics"]
+    assert doc["budget"]["selected"] == 40
+    assert m["ot_distance"] < m["ot_distance_random"]
+    counts = m["domain_counts"]
+    assert counts.get("graph", 0) >= 5 and counts.get("diffusion", 0) >= 5  # both target modes covered
+    assert counts.get("graph", 0) + counts.get("diffusion", 0) >= 24
+    assert 0 < m["ratio_hat"] < 1
+    subset = pl.read_parquet(f"{doc['path']}/subset.parquet")
+    assert subset["weight"].mean() == pytest.approx(1.0)
+    assert subset["weight"].std() > 0.05  # transported mass differs between records
+
+
+def test_papers_pool_budget_auto_and_reference_compat(papers_settings):
+    auto = run_selection(papers_settings, pool="papers", selector="tarot", budget="auto", target=str(MULTIMODAL))
+    assert auto["budget"]["requested"] == "auto"
+    assert auto["budget"]["selected"] == round(auto["metrics"]["ratio_hat"] * 427)
+    ref = run_selection(
+        papers_settings,
+        pool="papers",
+        selector="tarot",
+        budget=30,
+        target=str(MULTIMODAL),
+        params={"compat": "reference", "estimate_ratio": False},
+    )
+    subset = pl.read_parquet(f"{ref['path']}/subset.parquet")
+    assert (subset["weight"] == 1.0).all()  # the reference trains unweighted by default
+    assert ref["metrics"]["whitening"]["shrinkage"] == 0.0
+
+
+def test_budget_auto_rejected_by_selectors_that_cannot_size_themselves(papers_settings):
+    from curate.errors import InputError
+
+    with pytest.raises(InputError, match="cannot choose its own budget"):
+        run_selection(papers_settings, pool="papers", selector="random", budget="auto")
