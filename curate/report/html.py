@@ -47,6 +47,10 @@ def _num(v) -> str:
     return escape(str(v))
 
 
+def _plain(v) -> str:
+    return json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else str(v)
+
+
 def _kv(rows: list[tuple[str, object]]) -> str:
     cells = "".join(f"<tr><th>{escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
@@ -56,20 +60,29 @@ def _header(h: dict) -> str:
     sel, pool, budget = h["selector"], h["pool"], h["budget"]
     target = h.get("target")
     files = "<br>".join(
-        f"<code>{escape(f['path'])}</code> sha256 <code>{escape(f['sha256'])}</code> ({f['bytes']} bytes, {f['rows']} rows)"
+        f"<code>{escape(f['path'])}</code> sha256 <code>{escape(f['sha256'])}</code>"
+        f" ({f['bytes']} bytes, {f['rows']} rows)"
         for f in h.get("files") or []
     )
     rows = [
         ("manifest", f"<code>{escape(h['id'])}</code>"),
         ("created", escape(str(h.get("created_at")))),
-        ("pool", f"{escape(pool['name'])} (<code>{escape(pool['id'])}</code>), {pool['n_records']} records, "
-                 f"fingerprint <code>{escape(pool['fingerprint'])}</code>"),  # fmt: skip
+        (
+            "pool",
+            f"{escape(pool['name'])} (<code>{escape(pool['id'])}</code>), {pool['n_records']} records, "
+            f"fingerprint <code>{escape(pool['fingerprint'])}</code>",
+        ),
         ("selector", f"{escape(sel['name'])} v{escape(str(sel['version']))}"),
         ("params", f"<code>{escape(json.dumps(sel.get('params'), sort_keys=True))}</code>"),
         ("budget", f"requested {escape(str(budget['requested']))}, selected {budget['selected']}"),
         ("seed", escape(str(h["seed"]))),
-        ("target", "none" if not target else
-         f"{escape(target['kind'])}, {target['n_records']} records, fingerprint <code>{escape(target['fingerprint'])}</code>"),  # fmt: skip
+        (
+            "target",
+            "none"
+            if not target
+            else f"{escape(target['kind'])}, {target['n_records']} records,"
+            f" fingerprint <code>{escape(target['fingerprint'])}</code>",
+        ),
         ("files", files),
         ("lineage", f"<code>{escape(json.dumps(h.get('lineage'), sort_keys=True))}</code>"),
     ]
@@ -85,15 +98,20 @@ def _metrics(data: dict) -> str:
                 f"not computed: {escape(m['skipped'])}</td><td>{escape(m['description'])}</td></tr>"
             )
             continue
-        verdict = '<span class="good">better</span>' if m["better_than_random"] else '<span class="bad">not better</span>'
+        verdict = (
+            '<span class="good">better</span>' if m["better_than_random"] else '<span class="bad">not better</span>'
+        )
         rows.append(
             f'<tr data-metric="{m["name"]}"><td>{m["name"]}</td><td class="num sel">{_num(m["selection"])}</td>'
             f'<td class="num rnd">{_num(m["random"])} ± {_num(m["random_std"])}</td>'
             f"<td>{m['better']} is better</td><td>{verdict}</td><td>{escape(m['description'])}</td></tr>"
         )
-    head = "<tr><th>metric</th><th>selection</th><th>random, same size (mean ± sd of 3)</th><th></th><th>vs random</th><th>what</th></tr>"
+    head = "".join(
+        f"<th>{h}</th>" for h in ("metric", "selection", "random, same size (mean ± sd of 3)", "", "vs random", "what")
+    )
+    head = f"<tr>{head}</tr>"
     own = "".join(
-        f"<tr><th>{escape(k)}</th><td><code>{escape(json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else str(v))}</code></td></tr>"
+        f"<tr><th>{escape(k)}</th><td><code>{escape(_plain(v))}</code></td></tr>"
         for k, v in sorted(data["manifest_metrics"].items())
     )
     return (
@@ -111,14 +129,19 @@ def _histograms(data: dict) -> str:
             continue
         series = {"pool": h["pool"], "selection": h["selection"], "target": h["target"]}
         svg = plots.grouped_bars(f"hist-{kind}", h["names"], series, f"Share of records per {kind}", "share")
-        parts.append(f'<section id="{kind}s"><h2>{kind.title()}s: pool vs selection vs target</h2><figure>{svg}</figure></section>')
+        parts.append(
+            f'<section id="{kind}s"><h2>{kind.title()}s: pool vs selection vs target</h2>'
+            f"<figure>{svg}</figure></section>"
+        )
     return "".join(parts)
 
 
 def _map(data: dict) -> str:
     if not data.get("map"):
         return ""
-    return f'<section id="map"><h2>Embedding map</h2><figure>{plots.scatter_map("map", data["map"])}</figure></section>'
+    return (
+        f'<section id="map"><h2>Embedding map</h2><figure>{plots.scatter_map("map", data["map"])}</figure></section>'
+    )
 
 
 def _weights(data: dict) -> str:
@@ -135,13 +158,26 @@ def _scores(data: dict) -> str:
     if s.get("report"):
         r = s["report"]
         svg = plots.histogram(
-            "score-report", {"selection": r["selected"], "pool": r["not_selected"]},
-            f"{r['name']}: selected vs not selected", r["description"],
-        )  # fmt: skip
-        means = _kv([("selected mean", _num(r["selected"].get("mean"))), ("not selected mean", _num(r["not_selected"].get("mean")))])
+            "score-report",
+            {"selection": r["selected"], "pool": r["not_selected"]},
+            f"{r['name']}: selected vs not selected",
+            r["description"],
+        )
+        means = _kv(
+            [
+                ("selected mean", _num(r["selected"].get("mean"))),
+                ("not selected mean", _num(r["not_selected"].get("mean"))),
+            ]
+        )
         parts.append(f"<figure>{svg}</figure>{means}")
     if s.get("selector"):
-        svg = plots.histogram("score-own", {"selection": s["selector"]}, "Selector's own score (selected records)", "score", density=False)
+        svg = plots.histogram(
+            "score-own",
+            {"selection": s["selector"]},
+            "Selector's own score (selected records)",
+            "score",
+            density=False,
+        )
         parts.append(f"<figure>{svg}</figure>")
     body = "".join(parts) or '<p class="note">no per-record scores available</p>'
     return f'<section id="scores"><h2>Scores</h2>{body}</section>'
@@ -150,7 +186,9 @@ def _scores(data: dict) -> str:
 def _odm(data: dict) -> str:
     if not data.get("odm"):
         return ""
-    return f'<section id="odm"><h2>Online mixing</h2><figure>{plots.mixture_lines("odm", data["odm"])}</figure></section>'
+    return (
+        f'<section id="odm"><h2>Online mixing</h2><figure>{plots.mixture_lines("odm", data["odm"])}</figure></section>'
+    )
 
 
 def diff_section(d: dict) -> str:
@@ -166,16 +204,25 @@ def diff_section(d: dict) -> str:
         ("domain TV distance", _num(d["domain_shift"]["tv_distance"])),
     ]
     ds = d["domain_shift"]
-    svg = plots.grouped_bars("diff-domains", ds["names"], {"a": ds["a"], "b": ds["b"]}, "Domain share: A vs B", "share")
+    svg = plots.grouped_bars(
+        "diff-domains", ds["names"], {"a": ds["a"], "b": ds["b"]}, "Domain share: A vs B", "share"
+    )
     return f'<section id="diff"><h2>Comparison with another manifest</h2>{_kv(rows)}<figure>{svg}</figure></section>'
 
 
 def render_report(data: dict, diff: dict | None = None) -> str:
     notes = "".join(f'<p class="note">{escape(n)}</p>' for n in data.get("notes", []))
     body = (
-        _header(data["header"]) + notes + _metrics(data) + _histograms(data) + _map(data)
-        + _weights(data) + _scores(data) + _odm(data) + (diff_section(diff) if diff else "")
-    )  # fmt: skip
+        _header(data["header"])
+        + notes
+        + _metrics(data)
+        + _histograms(data)
+        + _map(data)
+        + _weights(data)
+        + _scores(data)
+        + _odm(data)
+        + (diff_section(diff) if diff else "")
+    )
     payload = {**data, "diff": diff}
     return _page(f"curate report {data['header']['id'][:12]}", body, payload)
 
@@ -192,17 +239,36 @@ def render_index(pools: list[dict], jobs: list[dict], manifests: list[dict]) -> 
         body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
         return f"<table><tr>{th}</tr>{body}</table>" if rows else '<p class="note">none yet</p>'
 
-    pool_rows = [[escape(p["name"]), f"<code>{escape(p['id'])}</code>", _num(p["n_records"]), escape(str(p["created_at"]))] for p in pools]
-    job_rows = [[f"<code>{escape(j['id'][:12])}</code>", escape(j["kind"]), escape(j["status"]), _num(j["progress"]), escape(str(j["created_at"]))] for j in jobs]
+    pool_rows = [
+        [escape(p["name"]), f"<code>{escape(p['id'])}</code>", _num(p["n_records"]), escape(str(p["created_at"]))]
+        for p in pools
+    ]
+    job_rows = [
+        [
+            f"<code>{escape(j['id'][:12])}</code>",
+            escape(j["kind"]),
+            escape(j["status"]),
+            _num(j["progress"]),
+            escape(str(j["created_at"])),
+        ]
+        for j in jobs
+    ]
     man_rows = [
-        [f'<a href="/v1/manifests/{escape(m["id"])}/report"><code>{escape(m["id"][:16])}</code></a>',
-         escape(m["selector"]), escape(m.get("pool_name") or m["pool_id"]), _num(m["selected"]), escape(str(m["created_at"]))]
+        [
+            f'<a href="/v1/manifests/{escape(m["id"])}/report"><code>{escape(m["id"][:16])}</code></a>',
+            escape(m["selector"]),
+            escape(m.get("pool_name") or m["pool_id"]),
+            _num(m["selected"]),
+            escape(str(m["created_at"])),
+        ]
         for m in manifests
-    ]  # fmt: skip
+    ]
     body = (
         "<h1>curate</h1>"
-        f'<section id="pools"><h2>Pools ({len(pools)})</h2>{table(["name", "id", "records", "created"], pool_rows)}</section>'
-        f'<section id="jobs"><h2>Jobs (latest {len(jobs)})</h2>{table(["id", "kind", "status", "progress", "created"], job_rows)}</section>'
+        f'<section id="pools"><h2>Pools ({len(pools)})</h2>'
+        f"{table(['name', 'id', 'records', 'created'], pool_rows)}</section>"
+        f'<section id="jobs"><h2>Jobs (latest {len(jobs)})</h2>'
+        f"{table(['id', 'kind', 'status', 'progress', 'created'], job_rows)}</section>"
         f'<section id="manifests"><h2>Manifests ({len(manifests)})</h2>'
         f"{table(['report', 'selector', 'pool', 'selected', 'created'], man_rows)}</section>"
         '<p class="note">API: <a href="/docs">/docs</a> · <a href="/openapi.json">/openapi.json</a></p>'

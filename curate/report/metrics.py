@@ -155,8 +155,7 @@ def coverage(inputs: MetricInputs, sets: list[np.ndarray]) -> list[float]:
 
 @metric(
     "ot_distance",
-    f"Exact optimal-transport cost (chord distance on embeddings) between ≤{OT_SAMPLE} subset and "
-    "target records.",
+    f"Exact optimal-transport cost (chord distance on embeddings) between ≤{OT_SAMPLE} subset and target records.",
     "lower",
     ("target", "embed", "target_embed"),
 )
