@@ -159,7 +159,7 @@ def _scores(data: dict) -> str:
         r = s["report"]
         svg = plots.histogram(
             "score-report",
-            {"selection": r["selected"], "pool": r["not_selected"]},
+            {"selected": r["selected"], "not selected": r["not_selected"]},
             f"{r['name']}: selected vs not selected",
             r["description"],
         )

@@ -17,7 +17,15 @@ from matplotlib.figure import Figure
 matplotlib.rcParams["svg.hashsalt"] = "curate-report"  # stable ids → byte-stable reports
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text (selectable, searchable, small)
 
-COLORS = {"pool": "#9aa5b1", "selection": "#d9480f", "target": "#1971c2", "a": "#d9480f", "b": "#1971c2"}
+COLORS = {
+    "pool": "#9aa5b1",
+    "selection": "#d9480f",
+    "target": "#1971c2",
+    "selected": "#d9480f",
+    "not selected": "#6c757d",
+    "a": "#d9480f",
+    "b": "#1971c2",
+}
 _ID = re.compile(r'(id="|url\(#|href="#)')
 
 
