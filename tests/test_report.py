@@ -104,7 +104,9 @@ def test_sections_header_and_histograms(reports, pool_facts, name):
     assert doc["id"] in html and doc["pool"]["fingerprint"] in html and doc["files"][0]["sha256"] in html
     assert html.count("<svg") >= 5
     # self-contained: nothing fetched at view time, and a CSP that forbids it anyway
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|<link\b|<script[^>]+src=|@import|url\(\s*['"]?http""", html)
+    assert not re.search(
+        r"""(src|href)\s*=\s*["']?(https?:)?//|<link\b|<script[^>]+src=|@import|url\(\s*['"]?http""", html
+    )
     assert "default-src 'none'" in html
 
     subset = pl.read_parquet(Path(doc["path"]) / "subset.parquet")

@@ -184,7 +184,7 @@ def manifest_report(
 def manifest_diff(
     request: Request,
     manifest_id: str = ManifestId,
-    other_id: str = ManifestId,
+    other_id: str = PathParam(pattern=r"^[0-9a-f]{6,64}$", description="The manifest to compare with."),
     format: Literal["json", "html"] = "json",  # noqa: A002 — same name as the subset route's
 ) -> Response:
     settings: Settings = request.app.state.settings
