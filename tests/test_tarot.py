@@ -138,3 +138,30 @@ def test_budget_auto_rejected_by_selectors_that_cannot_size_themselves(papers_se
 
     with pytest.raises(InputError, match="cannot choose its own budget"):
         run_selection(papers_settings, pool="papers", selector="random", budget="auto")
+
+
+def test_brought_in_vectors_need_a_target_pool_with_the_same_vectors(tmp_path, settings):
+    """Vectors from a field (e.g. projected gradients): a texts target cannot be embedded alike,
+    a target pool carrying the same kind of vectors works."""
+    import json
+
+    from curate.errors import InputError
+    from curate.ingest import IngestParams, ingest
+
+    rng = np.random.default_rng(5)
+    centres = 3 * rng.normal(size=(3, 12))
+
+    def rows(n, modes, prefix):
+        lab = rng.choice(modes, n)
+        vec = centres[lab] + rng.normal(size=(n, 12))
+        return [{"id": f"{prefix}{i}", "text": f"{prefix} {i}", "vec": v.tolist(), "mode": int(m)} for i, (v, m) in
+                enumerate(zip(vec, lab, strict=True))]  # fmt: skip
+
+    for name, data in (("cands", rows(600, [0, 1, 2], "c")), ("goal", rows(40, [2], "g"))):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in data))
+        ingest(settings, path, name, IngestParams(embedding_field="vec", domain_field="mode", clusters=0))
+    with pytest.raises(InputError, match="not made by a model"):
+        run_selection(settings, pool="cands", selector="tarot", budget=50, target=str(tmp_path / "goal.jsonl"))
+    doc = run_selection(settings, pool="cands", selector="tarot", budget=50, target="goal")
+    assert doc["metrics"]["domain_counts"].get("2", 0) >= 45
