@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from pathlib import Path
 from curate.config import Settings
 home, what, manifest, out = sys.argv[1:5]
@@ -37,7 +37,9 @@ else:
     from curate.manifest import verify
     extra = {"problems": verify(Path(manifest))}
 seconds = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the forking parent (the pool builder)
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+rss = int(hwm.split()[1]) / 1024
 print(json.dumps({"seconds": round(seconds, 2), "peak_rss_mb": round(rss, 1), **extra}))
 """
 

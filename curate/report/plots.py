@@ -40,13 +40,16 @@ def _svg(fig: Figure, key: str) -> str:
 def grouped_bars(key: str, names: list[str], series: dict[str, list | None], title: str, ylabel: str) -> str:
     """Side-by-side bars per category, one colour per series (pool / selection / target)."""
     present = {k: v for k, v in series.items() if v is not None}
-    fig = Figure(figsize=(max(6.0, 0.55 * len(names) * len(present)), 3.4))
+    fig = Figure(figsize=(min(14.0, max(6.0, 0.3 * len(names) * len(present))), 3.4))
     ax = fig.add_subplot()
     width = 0.8 / max(len(present), 1)
     x = np.arange(len(names))
     for i, (label, values) in enumerate(present.items()):
         ax.bar(x + (i - (len(present) - 1) / 2) * width, values, width, label=label, color=COLORS.get(label))
-    ax.set_xticks(x, names, rotation=30 if max(map(len, names), default=0) > 6 else 0, ha="right")
+    if len(names) <= 40:  # beyond that, labels overlap: the index along the axis is the category
+        ax.set_xticks(x, names, rotation=30 if max(map(len, names), default=0) > 6 else 0, ha="right")
+    else:
+        ax.set_xlabel(f"{len(names)} categories, in order")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(frameon=False)
