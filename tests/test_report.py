@@ -144,7 +144,7 @@ def test_metrics_recomputed_independently(reports, pool_facts, name):
     target_path = SELECTIONS.get(name, {}).get("target")
     tgt = _target_emb(target_path) if target_path else None
 
-    # coverage: every pool record is a query (427 < 2000); brute-force nearest selected record
+    # coverage: every pool record is a query (427 < 1000); brute-force nearest selected record
     d2 = ((emb[:, None, :] - emb[None, rows, :]) ** 2).sum(-1)
     assert metrics["coverage"]["selection"] == pytest.approx(np.sqrt(d2.min(1)).mean(), rel=1e-4)
 

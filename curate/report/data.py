@@ -20,7 +20,7 @@ from curate.config import Settings
 from curate.errors import InputError, NotFoundError
 from curate.manifest import read_manifest
 from curate.pool import Pool
-from curate.report.metrics import MetricInputs, compute_all, domain_reference
+from curate.report.metrics import MetricInputs, compute_all, domain_reference, gather_embeddings
 from curate.selectors.stratified import NO_DOMAIN
 from curate.target import Target, resolve_target
 
@@ -156,10 +156,9 @@ def _pca_map(pool: Pool, rows: np.ndarray, target_emb: np.ndarray | None, rng) -
     """PCA fitted on a pool sample (what the axes mean does not depend on the selection)."""
     if not pool.has_feature("embed") or pool.n_records < 3:
         return None
-    x = pool.embeddings()
     pool_rows = _sample(np.arange(pool.n_records), MAP_POINTS, rng)
     sel_rows = _sample(rows, MAP_POINTS, rng)
-    base = np.asarray(x[pool_rows], np.float64)
+    base = gather_embeddings(pool, pool_rows).astype(np.float64)
     mean = base.mean(axis=0)
     centred = base - mean
     with threadpool_limits(1):  # a 384×384 eigh is ~50 ms on one thread, seconds when BLAS threads contend
@@ -174,7 +173,7 @@ def _pca_map(pool: Pool, rows: np.ndarray, target_emb: np.ndarray | None, rng) -
         "method": "pca",
         "explained_variance": explained,
         "pool": project(base).round(4).tolist(),
-        "selection": project(x[sel_rows]).round(4).tolist() if len(sel_rows) else [],
+        "selection": project(gather_embeddings(pool, sel_rows)).round(4).tolist() if len(sel_rows) else [],
         "target": None,
     }
     if target_emb is not None and len(target_emb):
@@ -200,10 +199,9 @@ def _scores(pool: Pool, subset: pl.DataFrame, rows: np.ndarray, target_emb: np.n
 
         index = faiss.IndexFlatIP(target_emb.shape[1])
         index.add(np.ascontiguousarray(target_emb, np.float32))
-        x = pool.embeddings()
 
         def score(r: np.ndarray) -> np.ndarray:
-            return index.search(np.ascontiguousarray(x[r], np.float32), 1)[0][:, 0] if len(r) else np.zeros(0)
+            return index.search(gather_embeddings(pool, r), 1)[0][:, 0] if len(r) else np.zeros(0)
 
         name, what = "target_similarity", "cosine similarity to the nearest target record"
     elif pool.has_feature("cluster"):
