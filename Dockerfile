@@ -18,6 +18,9 @@ COPY pipelines ./pipelines
 RUN pip install ".[postgres]" \
     && useradd --create-home --uid 10001 curate \
     && mkdir -p /data && chown curate /data
+# EXTRAS=ray builds the image of the compose `ray` profile (ray-head, ray-worker).
+ARG EXTRAS=""
+RUN if [ -n "$EXTRAS" ]; then pip install ".[${EXTRAS}]"; fi
 USER curate
 VOLUME ["/data"]
 EXPOSE 8000

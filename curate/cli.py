@@ -169,20 +169,29 @@ def _manifest_summary(doc: dict) -> str:
 @click.option("--param", "params", multiple=True, help="Selector parameter key=value (repeatable).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the manifest folder here.")
-def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target, params, seed, out) -> None:
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where per-record scoring runs (same manifest either way).",
+)
+def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target, params, seed, out, executor) -> None:
     """Select a weighted subset of a pool and write a manifest."""
+    from curate.executors import use_executor
     from curate.select import run_selection
 
-    doc = run_selection(
-        settings,
-        pool=pool,
-        selector=selector,
-        budget=budget,
-        params=parse_param_pairs(params),
-        seed=seed,
-        target=target,
-        out=out,
-    )
+    with use_executor(executor):
+        doc = run_selection(
+            settings,
+            pool=pool,
+            selector=selector,
+            budget=budget,
+            params=parse_param_pairs(params),
+            seed=seed,
+            target=target,
+            out=out,
+        )
     _emit(as_json, doc, _manifest_summary(doc))
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from curate import catalog
 from curate.config import Settings
 from curate.errors import ConflictError, InputError
+from curate.executors import ExecutorSpec, use_executor
 from curate.io import read_chunks, write_json
 from curate.pool import Pool
 from curate.records import RECORDS_SCHEMA, Fingerprint, canonical_json, sha256_hex
@@ -63,7 +64,9 @@ class IngestParams(BaseModel):
     on_duplicate_id: Literal["error", "keep-first"] = "error"
     replace: bool = Field(False, description="Replace an existing pool of the same name.")
     seed: int = Field(0, description="Seed of the clustering stage.")
-    executor: Literal["local", "ray"] = "local"
+    executor: Literal["local", "ray"] | ExecutorSpec = Field(
+        "local", description="Where the feature stages run: local, ray, or {kind: ray, address: ...}."
+    )
     chunk_rows: int = Field(50_000, ge=1, description="Rows per streamed chunk (Parquet).")
     chunk_bytes: int = Field(16 << 20, ge=1024, description="Bytes per streamed block (JSONL, CSV).")
 
@@ -91,8 +94,6 @@ def ingest(
     """Ingest ``path`` as pool ``name`` and compute its features; returns a report."""
     params = params or IngestParams()
     progress = progress or (lambda stage, done, total: None)
-    if params.executor != "local":
-        raise InputError("executor 'ray' is not available in this version; use --executor local", field="executor")
     if not name or "/" in name or name.startswith("."):
         raise InputError(f"invalid pool name '{name}'", field="pool")
     if params.embed and not params.embedding_field:
@@ -108,7 +109,8 @@ def ingest(
         pool = _commit(settings, tmp, name, pool_id, fingerprint, report, params)
         report["read"]["seconds"] = round(time.perf_counter() - started, 3)
         parts = sorted(vectors_tmp.glob("*.npy")) if vectors_tmp.exists() else None
-        report["stages"] = _run_stages(pool, params, parts, progress)
+        with use_executor(params.executor):
+            report["stages"] = _run_stages(pool, params, parts, progress)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(vectors_tmp, ignore_errors=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from curate.config import Settings
+from curate.executors import use_executor
 from curate.ingest import IngestParams, ingest
 from curate.records import canonical_json, sha256_hex
 from curate.select import run_selection
@@ -19,27 +20,28 @@ def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
     ingest_params = IngestParams(**spec.ingest.model_dump(exclude={"path", "pool"}))
     report = ingest(settings, spec.ingest.path, spec.ingest.pool, ingest_params, progress=progress)
     rows = []
-    for sel in spec.selections:
-        doc = run_selection(
-            settings,
-            pool=spec.ingest.pool,
-            selector=sel.selector,
-            budget=sel.budget,
-            params=sel.params,
-            seed=sel.seed,
-            target=sel.target,
-            lineage={"pipeline": spec.name or Path(path).name, "run_id": run_id},
-        )
-        rows.append(
-            {
-                "name": sel.name or sel.selector,
-                "selector": sel.selector,
-                "selected": doc["budget"]["selected"],
-                "metrics": {k: doc["metrics"][k] for k in _HEADLINE if k in doc["metrics"]},
-                "manifest": doc["id"],
-                "path": doc["path"],
-            }
-        )
+    with use_executor(ingest_params.executor):  # e.g. DSIR scoring on the same cluster
+        for sel in spec.selections:
+            doc = run_selection(
+                settings,
+                pool=spec.ingest.pool,
+                selector=sel.selector,
+                budget=sel.budget,
+                params=sel.params,
+                seed=sel.seed,
+                target=sel.target,
+                lineage={"pipeline": spec.name or Path(path).name, "run_id": run_id},
+            )
+            rows.append(
+                {
+                    "name": sel.name or sel.selector,
+                    "selector": sel.selector,
+                    "selected": doc["budget"]["selected"],
+                    "metrics": {k: doc["metrics"][k] for k in _HEADLINE if k in doc["metrics"]},
+                    "manifest": doc["id"],
+                    "path": doc["path"],
+                }
+            )
     return {"pipeline": spec.name, "run_id": run_id, "ingest": report, "selections": rows}
 
 

@@ -8,4 +8,4 @@ PY=${PYTHON:-$(command -v python3.11 || command -v python3)}
 # torch 2.13.0 first: on this project's machines it is a CPU build on local disk; letting
 # sentence-transformers pick torch would pull a multi-GB CUDA build.
 .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev,ray]"

@@ -74,10 +74,18 @@ def test_bad_input_exits_two(papers_settings: Settings, args: list[str], fragmen
     assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_quickstart_covers_every_selector() -> None:
+def test_quickstart_covers_every_batch_selector() -> None:
     spec = yaml.safe_load((REPO / "pipelines" / "examples" / "quickstart.yaml").read_text())
     get_selector("random")
-    assert {s["selector"] for s in spec["selections"]} >= set(REGISTRY)
+    assert {s["selector"] for s in spec["selections"]} >= {n for n, c in REGISTRY.items() if not c.online}
+
+
+def test_online_selector_is_listed_but_not_run_as_a_batch(papers_settings: Settings) -> None:
+    proc = run_cli("selectors", "--json", home=papers_settings.root, check=True)
+    odm = {s["name"]: s for s in json.loads(proc.stdout)["selectors"]}["odm"]
+    assert odm["online"] is True and odm["defaults"]["variant"] == "paper"
+    proc = run_cli("select", "--pool", "papers", "--selector", "odm", "--budget", "5", home=papers_settings.root)
+    assert proc.returncode == 2 and "POST /v1/mixing/sessions" in proc.stderr
 
 
 def test_quickstart_pipeline_end_to_end(tmp_path: Path) -> None:

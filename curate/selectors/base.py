@@ -57,6 +57,7 @@ class Selector(ABC):
     description: ClassVar[str] = ""
     Params: ClassVar[type[SelectorParams]] = SelectorParams
     uses_target: ClassVar[bool] = False
+    online: ClassVar[bool] = False  # driven step by step by a training run, not run as one batch
     requires_target: ClassVar[bool] = False
     supports_auto_budget: ClassVar[bool] = False  # may choose its own size (budget "auto")
 
@@ -76,12 +77,20 @@ def register(cls: type[Selector]) -> type[Selector]:
     return cls
 
 
-def get_selector(name: str) -> type[Selector]:
+def get_selector(name: str, *, online_ok: bool = False) -> type[Selector]:
+    """The selector class to run; an online selector is refused unless the caller drives it."""
     from curate import selectors  # noqa: F401  (imports every selector module, filling the registry)
 
     if name not in REGISTRY:
         raise InputError(f"unknown selector '{name}'; available: {', '.join(sorted(REGISTRY))}", field="selector")
-    return REGISTRY[name]
+    cls = REGISTRY[name]
+    if cls.online and not online_ok:
+        raise InputError(
+            f"selector '{name}' runs online, driven by a training job: open a session with "
+            "POST /v1/mixing/sessions (or curate.client.MixingSession) and freeze it as a manifest",
+            field="selector",
+        )
+    return cls
 
 
 def parse_params(cls: type[Selector], raw: dict | SelectorParams | None) -> SelectorParams:
@@ -109,6 +118,7 @@ def describe(cls: type[Selector]) -> dict:
         "version": cls.version,
         "description": cls.description,
         "uses_target": cls.uses_target,
+        "online": cls.online,
         "requires_target": cls.requires_target,
         "defaults": {k: (v.model_dump(mode="json") if isinstance(v, BaseModel) else v) for k, v in defaults.items()},
         "params_schema": schema,

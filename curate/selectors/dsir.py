@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 from pydantic import Field, model_validator
 
 from curate.errors import InputError
+from curate.executors.base import Task, current_executor
 from curate.pool import Pool
 from curate.selectors.base import Selection, SelectionContext, Selector, SelectorParams, register
 from curate.selectors.stratified import NO_DOMAIN
@@ -125,11 +127,23 @@ def raw_fit_rows(feats: NgramFeatures, n: int, budget: int, sampling: str, rng) 
     return np.sort(order[: last + 1])
 
 
+class ScoreTask(Task):
+    """log w of one stored n-gram part: a CSR mat-vec, the same bytes on any worker."""
+
+    def __init__(self, root: Path, log_diff: np.ndarray) -> None:
+        self.root, self.log_diff = root, log_diff
+
+    def __call__(self, part: dict) -> np.ndarray:
+        return sp.load_npz(self.root / part["path"]).tocsr() @ self.log_diff
+
+
 def score(feats: NgramFeatures, n: int, log_diff: np.ndarray) -> np.ndarray:
-    """log w per record: one CSR mat-vec per stored part, so memory is one part plus the output."""
+    """log w per record, one part per unit, on the current executor; memory: one part plus the output.
+    The Gumbel noise is drawn afterwards on the driver from one stream indexed by row id, so the
+    draw never depends on how scoring was partitioned."""
     out = np.empty(n, np.float64)
-    for start, counts in feats.iter_parts():
-        out[start : start + counts.shape[0]] = counts @ log_diff
+    for part, w in zip(feats.parts, current_executor().map(ScoreTask(feats.path, log_diff), feats.parts), strict=True):
+        out[part["start"] : part["start"] + part["rows"]] = w
     return out
 
 

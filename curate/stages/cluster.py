@@ -10,6 +10,7 @@ import faiss
 import numpy as np
 from pydantic import Field
 
+from curate.executors.base import Task, current_executor, row_ranges
 from curate.stages.base import Progress, Stage, StageParams
 
 if TYPE_CHECKING:
@@ -67,16 +68,13 @@ class ClusterStage(Stage):
         kmeans.train(train)
         centroids = kmeans.centroids.astype(np.float32)
         centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
-        index = faiss.IndexFlatIP(d)
-        index.add(centroids)
         assign = np.empty(n, np.int32)
         distance = np.empty(n, np.float32)
-        for start in range(0, n, _ASSIGN_ROWS):
-            block = np.ascontiguousarray(x[start : start + _ASSIGN_ROWS], dtype=np.float32)
-            sims, ids = index.search(block, 1)
-            assign[start : start + len(block)] = ids[:, 0]
-            distance[start : start + len(block)] = 1.0 - sims[:, 0]
-            progress(start + len(block), n)
+        task = AssignTask(self.embeddings_dir / "embeddings.npy", centroids)
+        units = row_ranges(n, _ASSIGN_ROWS)  # the reduction (training) is above; assignment is per row
+        for (start, stop), (ids, dist) in zip(units, current_executor().map(task, units), strict=True):
+            assign[start:stop], distance[start:stop] = ids, dist
+            progress(stop, n)
         np.save(out / "centroids.npy", centroids)
         np.save(out / "assign.npy", assign)
         np.save(out / "distance.npy", distance)
@@ -88,3 +86,25 @@ class ClusterStage(Stage):
             "empty_clusters": int((sizes == 0).sum()),
             "largest_cluster": int(sizes.max()) if n else 0,
         }
+
+
+class AssignTask(Task):
+    """Nearest centroid (inner product on unit vectors) for rows [start, stop) of the embeddings."""
+
+    def __init__(self, embeddings: Path, centroids: np.ndarray) -> None:
+        self.embeddings, self.centroids = embeddings, centroids
+        self.index = None
+
+    def __getstate__(self) -> dict:
+        return {"embeddings": self.embeddings, "centroids": self.centroids, "index": None}
+
+    def setup(self) -> None:
+        if self.index is None:
+            self.index = faiss.IndexFlatIP(self.centroids.shape[1])
+            self.index.add(self.centroids)
+
+    def __call__(self, unit: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        x = np.load(self.embeddings, mmap_mode="r")
+        block = np.ascontiguousarray(x[unit[0] : unit[1]], dtype=np.float32)
+        sims, ids = self.index.search(block, 1)
+        return ids[:, 0].astype(np.int32), (1.0 - sims[:, 0]).astype(np.float32)

@@ -19,6 +19,7 @@ from numpy.lib.format import open_memmap
 from pydantic import Field
 
 from curate.errors import InputError
+from curate.executors.base import Task, current_executor, read_row_range
 from curate.io import atomic_path
 from curate.records import binary16_to_numpy, numpy_to_binary16
 from curate.stages.base import Progress, Stage, StageParams
@@ -185,17 +186,40 @@ class EmbedStage(Stage):
             progress(pool.n_records, pool.n_records)
             return 0
         wanted = todo["row_id"].to_numpy()
+        # Units of _ENCODE_CALL wanted rows each: encode() sees the same batches on every executor.
+        units = [
+            (int(ids[0]), int(ids[-1]) + 1, ids)
+            for ids in (wanted[i : i + _ENCODE_CALL] for i in range(0, len(wanted), _ENCODE_CALL))
+        ]
         done, pending_h, pending_v = 0, [], []
-        for batch in pool.iter_rows_where(wanted, ["text", "text_hash"], batch_rows=_ENCODE_CALL):
-            pending_v.append(encode(batch["text"].to_list(), self.params))
-            pending_h.append(binary16_to_numpy(batch["text_hash"]))
-            done += batch.height
+        for hashes, vectors in current_executor().map(EncodeTask(pool.records_path, self.params), units):
+            pending_v.append(vectors)
+            pending_h.append(hashes)
+            done += len(vectors)
             if sum(len(v) for v in pending_v) >= _SHARD_ROWS or done == len(wanted):
                 # A shard per ~64k texts: an interrupted run keeps what it already encoded.
                 cache.add(np.concatenate(pending_h), np.concatenate(pending_v))
                 pending_h, pending_v = [], []
             progress(done, len(wanted))
         return done
+
+
+class EncodeTask(Task):
+    """Encode the wanted rows of one row range; stateful, so a Ray actor loads the model once."""
+
+    stateful = True
+
+    def __init__(self, records: Path, params: EmbedParams) -> None:
+        self.records, self.params = records, params
+
+    def setup(self) -> None:
+        load_model(resolve_model(self.params.model), self.params.max_seq_length)
+
+    def __call__(self, unit: tuple[int, int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        start, stop, ids = unit
+        frame = read_row_range(self.records, ["row_id", "text", "text_hash"], start, stop)
+        frame = frame.filter(pl.Series(np.isin(frame["row_id"].to_numpy(), ids)))
+        return binary16_to_numpy(frame["text_hash"]), encode(frame["text"].to_list(), self.params)
 
 
 class FieldVectorsParams(StageParams):

@@ -20,6 +20,7 @@ import polars as pl
 import scipy.sparse as sp
 from pydantic import Field
 
+from curate.executors.base import Task, current_executor, read_row_range, row_ranges
 from curate.stages.base import Progress, Stage, StageParams
 
 if TYPE_CHECKING:
@@ -104,15 +105,26 @@ def featurize(texts: pl.Series, params: NgramParams) -> tuple[sp.csr_matrix, np.
     return counts, n_tokens
 
 
+class NgramTask(Task):
+    """Featurise rows [start, stop) of a records file: rows are independent, so any worker will do."""
+
+    def __init__(self, records: Path, params: NgramParams) -> None:
+        self.records, self.params = records, params
+
+    def __call__(self, unit: tuple[int, int]) -> tuple[sp.csr_matrix, np.ndarray]:
+        return featurize(read_row_range(self.records, ["text"], *unit)["text"], self.params)
+
+
 class NgramStage(Stage):
     name = "ngrams"
     params: NgramParams
 
     def compute(self, pool: Pool, out: Path, progress: Progress) -> dict:
+        """One part per fixed row range, whichever executor featurises it: the same artifact bytes."""
         parts, lengths, nnz, start = [], [], 0, 0
         (out / "parts").mkdir()
-        for texts in pool.iter_column("text", batch_rows=_ROWS_PER_PART):
-            counts, n_tokens = featurize(texts, self.params)
+        units = row_ranges(pool.n_records, _ROWS_PER_PART)
+        for counts, n_tokens in current_executor().map(NgramTask(pool.records_path, self.params), units):
             name = f"parts/part-{len(parts):05d}.npz"
             sp.save_npz(out / name, counts, compressed=False)
             parts.append({"path": name, "start": start, "rows": counts.shape[0]})
