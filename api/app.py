@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import AuthError, ScopeError, parse_tokens
 from api.observability import Metrics, ObservabilityMiddleware
-from api.routes import health, jobs, manifests, mixing, pools, selections, selectors
+from api.routes import health, index, jobs, manifests, mixing, pools, selections, selectors
 from api.uploads import PayloadTooLarge
 from curate import __version__
 from curate import jobs as job_queue
@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _envelope(500, "internal_error", "internal error")
 
     app.include_router(health.router)
+    app.include_router(index.router)
     app.include_router(selectors.router, prefix="/v1")
     app.include_router(pools.router, prefix="/v1")
     app.include_router(selections.router, prefix="/v1")

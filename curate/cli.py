@@ -234,7 +234,7 @@ def selectors_cmd(settings: Settings, as_json: bool) -> None:
 
 @main.group("manifest")
 def manifest_group() -> None:
-    """Show, verify and export manifests."""
+    """Show, verify, export, report on and compare manifests."""
 
 
 @command(manifest_group, "show")
@@ -273,6 +273,53 @@ def manifest_export(settings: Settings, as_json: bool, id_or_dir: str, fmt: str,
     out = out or Path(f"{path.name[:12]}.subset.{fmt}")
     written = export(settings, path, fmt, out, with_text=with_text)
     _emit(as_json, {"path": str(written)}, str(written))
+
+
+@command(manifest_group, "report")
+@click.argument("id_or_dir")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Default ./<id12>.report.html")
+@click.option("--target", default=None, help="The target file or pool, when the manifest's cannot be found again.")
+@click.option("--diff", "against", default=None, help="Add a comparison with this manifest (id or folder).")
+def manifest_report(settings: Settings, as_json: bool, id_or_dir: str, out, target, against) -> None:
+    """Write a self-contained HTML report: histograms, embedding map, weights, scores, metrics vs random."""
+    from curate.manifest import locate
+    from curate.report import write_report
+
+    path = locate(settings, id_or_dir)
+    other = locate(settings, against) if against else None
+    out = out or Path(f"{path.name[:12]}.report.html")
+    data = write_report(settings, path, out, target=target, against=other)
+    lines = [str(out)] + [
+        f"  {m['name']}: {m['selection']} (random {m['random']} ± {m['random_std']}, {m['better']} is better)"
+        for m in data["metrics"]
+        if "selection" in m
+    ]
+    _emit(as_json, {"path": str(out), "metrics": data["metrics"], "notes": data["notes"]}, "\n".join(lines))
+
+
+@command(manifest_group, "diff")
+@click.argument("a")
+@click.argument("b")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Also write the comparison as HTML.")
+def manifest_diff(settings: Settings, as_json: bool, a: str, b: str, out) -> None:
+    """Compare two manifests: Jaccard overlap, records only in each, weight drift, domain shift."""
+    from curate.io import atomic_path
+    from curate.manifest import locate
+    from curate.report import diff, render_diff
+
+    result = diff(locate(settings, a), locate(settings, b))
+    if out is not None:
+        with atomic_path(out) as tmp:
+            Path(tmp).write_text(render_diff(result), encoding="utf-8")
+    w = result["weight_drift"]
+    human = (
+        f"A {result['a']['id'][:12]} ({result['a']['n']}) vs B {result['b']['id'][:12]} ({result['b']['n']}): "
+        f"Jaccard {result['jaccard']}, shared {result['shared']},"
+        f" only A {result['only_a']}, only B {result['only_b']}\n"
+        f"  weight drift on shared: {json.dumps(w, sort_keys=True)}\n"
+        f"  domain TV distance: {result['domain_shift']['tv_distance']}"
+    )
+    _emit(as_json, result, human)
 
 
 @command(main, "run")

@@ -1,4 +1,5 @@
-"""Manifests: list, read, and stream the subset as Parquet, JSONL or CSV with a strong ETag.
+"""Manifests: list, read, stream the subset as Parquet, JSONL or CSV with a strong ETag, and show
+the HTML selection report and the comparison of two manifests (rendered by ``curate.report``).
 
 Only manifests in the catalog are served; a manifest is registered after its folder was renamed
 into place, so a half-written one is never listed. Streaming keeps memory flat: Parquet is sent
@@ -15,7 +16,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from sqlalchemy import select
 
 from api.deps import READ
@@ -24,6 +25,8 @@ from curate import catalog
 from curate.config import Settings
 from curate.errors import InputError, NotFoundError
 from curate.manifest import SUBSET_SCHEMA, export, read_manifest
+from curate.report import cached_report, render_diff
+from curate.report import diff as diff_manifests
 
 router = APIRouter(tags=["manifests"])
 ManifestId = PathParam(
@@ -151,3 +154,41 @@ def download_subset(
         headers["Content-Length"] = str(entry["bytes"])
         return StreamingResponse(_file_blocks(subset), media_type=MEDIA[format], headers=headers)
     return StreamingResponse(_rendered(subset, format), media_type=MEDIA[format], headers=headers)
+
+
+@router.get(
+    "/manifests/{manifest_id}/report",
+    dependencies=[READ],
+    response_class=HTMLResponse,
+    responses={200: {"content": {"text/html": {}}}, **errors(401, 403, 404, 422)},
+    summary="A self-contained HTML report of the selection (plots inline; no network needed to view)",
+)
+def manifest_report(
+    request: Request,
+    manifest_id: str = ManifestId,
+    diff: str | None = Query(None, pattern=r"^[0-9a-f]{6,64}$", description="Add a comparison with this manifest."),
+) -> Response:
+    settings: Settings = request.app.state.settings
+    folder = find(settings, manifest_id)
+    other = find(settings, diff) if diff else None
+    path = cached_report(settings, folder, against=other)
+    return FileResponse(path, media_type="text/html; charset=utf-8", headers={"Cache-Control": "private, max-age=300"})
+
+
+@router.get(
+    "/manifests/{manifest_id}/diff/{other_id}",
+    dependencies=[READ],
+    responses={200: {"content": {"application/json": {}, "text/html": {}}}, **errors(401, 403, 404, 422)},
+    summary="Compare two manifests: Jaccard, records only in each, weight drift, domain shift",
+)
+def manifest_diff(
+    request: Request,
+    manifest_id: str = ManifestId,
+    other_id: str = PathParam(pattern=r"^[0-9a-f]{6,64}$", description="The manifest to compare with."),
+    format: Literal["json", "html"] = "json",  # noqa: A002 — same name as the subset route's
+) -> Response:
+    settings: Settings = request.app.state.settings
+    result = diff_manifests(find(settings, manifest_id), find(settings, other_id))
+    if format == "html":
+        return HTMLResponse(render_diff(result))
+    return JSONResponse(result)
