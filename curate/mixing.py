@@ -27,19 +27,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from types import SimpleNamespace
-from typing import Literal
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pydantic import Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import JSON, DateTime, Index, Integer, String, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from curate import catalog
-from curate.algorithms.bandit import BanditParams, OnlineMixer
+from curate.algorithms.bandit import MixingParams, OnlineMixer
 from curate.catalog import Base, utcnow
 from curate.config import Settings
 from curate.errors import ConflictError, InputError, NotFoundError
@@ -52,23 +51,6 @@ from curate.selectors.stratified import NO_DOMAIN
 SELECTOR_REF = {"name": "odm", "version": "1"}
 _PERM_STREAM = 1  # SeedSequence stream of the per-group epoch permutations
 _SCHEDULE_ROWS = 500  # weight-schedule rows kept in a frozen manifest (the full history is in the catalog)
-
-
-class MixingParams(BanditParams):
-    """Session parameters: the bandit's, plus how its prior and its batches are formed."""
-
-    init: Literal["uniform", "records", "tokens"] = Field(
-        "uniform", description="Initial mixture: uniform (reference), by record count, or by whitespace tokens."
-    )
-    init_weights: dict[str, float] | None = Field(
-        None, description="Explicit initial weights per group (overrides init); normalised."
-    )
-    micro_batches: int = Field(
-        1, ge=1, description="Domain draws per step: 1 = one domain per batch (paper), > 1 = mixed minibatches."
-    )
-
-    def bandit(self) -> BanditParams:
-        return BanditParams(**{k: getattr(self, k) for k in BanditParams.model_fields})
 
 
 class MixingSessionRow(Base):

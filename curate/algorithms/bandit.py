@@ -103,6 +103,23 @@ def apply_floor(p: np.ndarray, floor: float) -> np.ndarray:
         low[np.flatnonzero(rest)[grow]] = True
 
 
+class MixingParams(BanditParams):
+    """Session parameters: the bandit's, plus how its prior and its batches are formed."""
+
+    init: Literal["uniform", "records", "tokens"] = Field(
+        "uniform", description="Initial mixture: uniform (reference), by record count, or by whitespace tokens."
+    )
+    init_weights: dict[str, float] | None = Field(
+        None, description="Explicit initial weights per group (overrides init); normalised."
+    )
+    micro_batches: int = Field(
+        1, ge=1, description="Domain draws per step: 1 = one domain per batch (paper), > 1 = mixed minibatches."
+    )
+
+    def bandit(self) -> BanditParams:
+        return BanditParams(**{k: getattr(self, k) for k in BanditParams.model_fields})
+
+
 class OnlineMixer:
     """The bandit over ``K`` domains; all randomness comes from ``seed`` and a draw counter.
 

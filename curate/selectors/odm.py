@@ -7,8 +7,8 @@ selection is refused by ``get_selector`` with a message that says how to drive i
 
 from __future__ import annotations
 
+from curate.algorithms.bandit import MixingParams
 from curate.errors import InputError
-from curate.mixing import MixingParams
 from curate.selectors.base import Selection, SelectionContext, Selector, register
 
 
