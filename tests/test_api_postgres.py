@@ -9,17 +9,16 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import threading
 import uuid
 
 import polars as pl
 import pytest
 from sqlalchemy import create_engine, text
 
-from curate import jobs
 from curate.client import CurateClient
 from curate.config import Settings
 from tests.apiserver import LiveServer, LiveWorker
+from tests.claims import claim_concurrently
 from tests.test_api_flow import jsonl_bytes, synthetic_rows
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -51,20 +50,7 @@ def pg_url():
 
 def test_skip_locked_claims_are_exclusive(pg_url, tmp_path):
     settings = Settings(home=tmp_path / "home", database_url=pg_url)
-    ids = {jobs.submit(settings, "selection", {"n": i}).id for i in range(24)}
-    claimed: list[str] = []
-    lock = threading.Lock()
-
-    def worker(name: str) -> None:
-        while (job := jobs.claim(settings, name)) is not None:
-            with lock:
-                claimed.append(job.id)
-
-    threads = [threading.Thread(target=worker, args=(f"pg:{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids, claimed = claim_concurrently(settings, 24, "pg")
     assert sorted(claimed) == sorted(ids)
     with create_engine(pg_url).connect() as conn:  # the rows really live in Postgres
         assert conn.execute(text("SELECT count(*) FROM jobs WHERE status = 'running'")).scalar() >= 24

@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from datetime import timedelta
 
 from sqlalchemy import update
 
 from curate import catalog, jobs
 from curate.catalog import JobRow, utcnow
+from tests.claims import claim_concurrently
 
 
 def test_concurrent_claims_never_share_a_job(settings):
-    ids = {jobs.submit(settings, "selection", {"n": i}).id for i in range(30)}
-    claimed: list[str] = []
-    lock = threading.Lock()
-
-    def worker(name: str) -> None:
-        while (job := jobs.claim(settings, name)) is not None:
-            with lock:
-                claimed.append(job.id)
-
-    threads = [threading.Thread(target=worker, args=(f"host:{i}",)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    ids, claimed = claim_concurrently(settings, 30, "host")
     assert sorted(claimed) == sorted(ids)  # each exactly once
     assert all(j.status == "running" and j.attempts == 1 for j in jobs.list_jobs(settings))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Literal
 
@@ -67,7 +68,7 @@ def _sparse_rows(kernel: sp.csr_matrix, idx: np.ndarray) -> tuple[np.ndarray, np
     return kernel.data[flat], kernel.indices[flat], lens
 
 
-class SetFunction:
+class SetFunction(ABC):
     """Incremental set function over ground set 0..n-1; ``gains`` never mutates, ``add`` does."""
 
     def __init__(self, kernel: Kernel) -> None:
@@ -86,8 +87,9 @@ class SetFunction:
             out[start : start + len(block)] = self._gains(block)
         return out
 
+    @abstractmethod
     def _gains(self, block: np.ndarray) -> np.ndarray:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Gains of a block of candidates; each function's own math."""
 
     def add(self, a: int) -> float:
         """Add element ``a``; returns its gain."""
@@ -96,8 +98,9 @@ class SetFunction:
         self.value += gain
         return gain
 
+    @abstractmethod
     def _update(self, a: int) -> None:
-        raise NotImplementedError  # pragma: no cover - abstract
+        """Fold element ``a`` into the cached state the gains are computed from."""
 
 
 class FacilityLocation(SetFunction):
