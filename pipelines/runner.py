@@ -14,6 +14,17 @@ from pipelines.spec import load_spec
 _HEADLINE = ("kl_reduction", "ot_distance", "coverage", "objective", "max_share_deviation", "selected_fraction")
 
 
+def _headline(metrics: dict) -> dict:
+    """The selector's quality numbers, each followed by the same number for a random subset."""
+    out = {}
+    for key in _HEADLINE:
+        if key in metrics:
+            out[key] = metrics[key]
+            if f"{key}_random" in metrics:
+                out[f"{key}_random"] = metrics[f"{key}_random"]
+    return out
+
+
 def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
     spec = load_spec(Path(path))
     run_id = sha256_hex(canonical_json(spec.model_dump(mode="json")))[:16]
@@ -37,7 +48,7 @@ def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
                     "name": sel.name or sel.selector,
                     "selector": sel.selector,
                     "selected": doc["budget"]["selected"],
-                    "metrics": {k: doc["metrics"][k] for k in _HEADLINE if k in doc["metrics"]},
+                    "metrics": _headline(doc["metrics"]),
                     "manifest": doc["id"],
                     "path": doc["path"],
                 }

@@ -96,6 +96,8 @@ def test_quickstart_pipeline_end_to_end(tmp_path: Path) -> None:
     assert result["ingest"]["pool"]["n_records"] == 427
     assert {"ngrams", "embed", "cluster"} <= set(result["ingest"]["stages"])
     assert len(result["selections"]) >= 3
+    targeted = [r for r in result["selections"] if r["selector"] in ("dsir", "tarot")]
+    assert targeted and all(any(k.endswith("_random") for k in r["metrics"]) for r in targeted)
     for row in result["selections"]:
         assert run_cli("manifest", "verify", row["manifest"], home=home).returncode == 0
     again = run_cli("run", str(REPO / "pipelines" / "examples" / "quickstart.yaml"), home=home, check=True)
