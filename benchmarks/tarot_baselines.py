@@ -3,8 +3,10 @@
 Per seed: a fresh 8-domain template pool (tests/multidomain.py) ingested with the real model, a
 target mixing 3 domains 60/30/10 (fit part = ``--target``, a held-out part to score against), and
 for each budget the OT distance (TAROT's whitened chord metric, exact EMD; raw-space value beside
-it) of every method's selection to the held-out part. Budgets default to half the fit target,
-the fit target's size, the paper's ratio 0.2 of the pool, and twice the fit target.
+it) of every method's selection to the held-out part. Budgets default to half, once, twice and four
+times the fit target, and the paper's ratio 0.2 of the pool. Also: tarot's other last-layer fill
+rules (ablation), a round-robin per-target NN (RDS+-style; a stronger rival than top-k), and the OT
+of the *weighted* subset (manifest weights as sampling mass) beside the set's.
 
     python benchmarks/tarot_baselines.py --seeds 0 1 2
 """
@@ -24,7 +26,17 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-METHODS = ("tarot", "random", "dsir", "nn_round_robin", "nn_max_sim", "nn_round_robin_whitened", "nn_max_sim_whitened")
+FILL_RULES = {f"tarot_{r}": {"overflow_rule": r} for r in ("smallest_f", "largest_f", "random")}
+METHODS = (
+    "tarot",
+    *FILL_RULES,
+    "random",
+    "dsir",
+    "nn_max_sim",
+    "nn_max_sim_whitened",
+    "nn_round_robin",
+    "nn_round_robin_whitened",
+)
 
 
 def main() -> None:
@@ -34,13 +46,13 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--per-domain", type=int, default=30)
-    ap.add_argument("--fit", type=int, default=30)
-    ap.add_argument("--held", type=int, default=60)
+    ap.add_argument("--per-domain", type=int, default=400)
+    ap.add_argument("--fit", type=int, default=100)
+    ap.add_argument("--held", type=int, default=200)
     ap.add_argument("--budgets", type=int, nargs="+", default=None)
     args = ap.parse_args()
     n_pool = 8 * args.per_domain
-    budgets = args.budgets or sorted({args.fit // 2, args.fit, int(0.2 * n_pool), 2 * args.fit})
+    budgets = args.budgets or sorted({args.fit // 2, args.fit, 2 * args.fit, 4 * args.fit, int(0.2 * n_pool)})
     runs = {}
     for seed in args.seeds:
         with tempfile.TemporaryDirectory() as tmp:
@@ -49,7 +61,7 @@ def main() -> None:
             start = time.perf_counter()
             ingest(settings, fx.pool_path, "multidomain", IngestParams(embed=True, clusters=0))
             ingest_s = time.perf_counter() - start
-            res = compare(settings, fx, budgets, seed=seed)
+            res = compare(settings, fx, budgets, seed=seed, tarot_variants=FILL_RULES)
             res["seconds"] = {
                 "ingest": round(ingest_s, 2),
                 "selections": round(time.perf_counter() - start - ingest_s, 2),
@@ -60,6 +72,9 @@ def main() -> None:
     }
     table_raw = {  # the same in raw MiniLM cosine space (not the selector's metric), for context
         str(k): {m: [runs[str(s)][str(k)][m]["ot_raw"] for s in args.seeds] for m in METHODS} for k in budgets
+    }
+    table_weighted = {  # the weighted subset (manifest weights; NN baselines uniform)
+        str(k): {m: [runs[str(s)][str(k)][m]["ot_weighted"] for s in args.seeds] for m in METHODS} for k in budgets
     }
     wins = {
         str(k): {
@@ -80,6 +95,7 @@ def main() -> None:
                 "seeds": args.seeds,
                 "ot_to_held_out": table,
                 "ot_raw_to_held_out": table_raw,
+                "ot_weighted_to_held_out": table_weighted,
                 "tarot_lower_in_seeds": wins,
                 "runs": runs,
             }

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from curate import catalog
 from curate.config import Settings
 from curate.errors import InputError
-from curate.io import write_json
+from curate.io import locked, write_json
 from curate.stages.ngrams import NgramFeatures
 
 
@@ -96,8 +96,13 @@ class Pool:
         return self.features_root / rel if rel else None
 
     def set_feature(self, kind: str, path: Path) -> None:
-        self.info.setdefault("features", {})[kind] = path.name
-        write_json(self.dir / "pool.json", self.info)
+        """Re-read and merge under a lock: two ingest jobs on one pool (different stages, different
+        workers) must not drop each other's feature pointer."""
+        with locked(self.dir / ".pool.json.lock"):
+            info = json.loads((self.dir / "pool.json").read_text())
+            info.setdefault("features", {})[kind] = path.name
+            write_json(self.dir / "pool.json", info)
+        self.info = info
 
     def _require(self, kind: str, hint: str) -> Path:
         path = self.feature_path(kind)

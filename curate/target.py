@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
+from curate import catalog
 from curate.config import Settings
 from curate.errors import InputError, NotFoundError
 from curate.io import read_chunks
@@ -44,23 +45,42 @@ def _texts_of(frame: pl.DataFrame, path: Path | None, field: str) -> pl.Series:
     return frame[field].drop_nulls()
 
 
-def resolve_target(settings: Settings, spec: str | None, text_field: str = "text") -> Target | None:
-    """A path to an existing file is a texts target; otherwise the name of an ingested pool."""
+def locate_target(settings: Settings, spec: str | None, check_path: Callable[[str], Path] | None = None) -> str | None:
+    """The one precedence rule of every caller (CLI, pipelines, REST): an ingested pool, by name or id,
+    wins; anything else must be an existing file. Returns the pool id or the resolved file path.
+
+    ``check_path`` vets and resolves a file path first: the server passes one that admits only files
+    inside its allowed roots.
+    """
     if not spec:
         return None
-    path = Path(spec).expanduser()
-    if path.is_file():
-        fp, n = Fingerprint(), 0
-        for chunk in read_chunks(path, text_field=text_field):
-            texts = _texts_of(chunk.frame, path, text_field)
-            ids = pl.repeat("", len(texts), dtype=pl.String, eager=True)  # a target is its texts, in order
-            fp.update(pl.DataFrame({"id": ids, "text": texts}))
-            n += len(texts)
-        if n == 0:
-            raise InputError("target file has no texts", file=str(path))
-        return Target("texts", fp.hexdigest(), n, path=path.resolve(), text_field=text_field)
     try:
-        pool = Pool.load(settings, spec)
+        return catalog.get_pool(settings, spec).id
     except NotFoundError:
-        raise InputError(f"target '{spec}' is neither a file nor a pool name", field="target") from None
-    return Target("pool", pool.fingerprint, pool.n_records, pool=pool)
+        pass
+    path = check_path(spec) if check_path else Path(spec).expanduser().resolve()
+    if not path.is_file():
+        raise InputError(f"target '{spec}' is neither a pool nor a file", field="target")
+    return str(path)
+
+
+def resolve_target(
+    settings: Settings, spec: str | None, text_field: str = "text", check_path: Callable[[str], Path] | None = None
+) -> Target | None:
+    """The target ``spec`` names (see ``locate_target``), read: a pool, or a file of texts."""
+    located = locate_target(settings, spec, check_path)
+    if located is None:
+        return None
+    path = Path(located)
+    if not path.is_absolute():  # a pool id
+        pool = Pool.load(settings, located)
+        return Target("pool", pool.fingerprint, pool.n_records, pool=pool)
+    fp, n = Fingerprint(), 0
+    for chunk in read_chunks(path, text_field=text_field):
+        texts = _texts_of(chunk.frame, path, text_field)
+        ids = pl.repeat("", len(texts), dtype=pl.String, eager=True)  # a target is its texts, in order
+        fp.update(pl.DataFrame({"id": ids, "text": texts}))
+        n += len(texts)
+    if n == 0:
+        raise InputError("target file has no texts", file=str(path))
+    return Target("texts", fp.hexdigest(), n, path=path, text_field=text_field)

@@ -209,7 +209,14 @@ def nn_max_sim(cand: np.ndarray, tgt: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-best, kind="stable")[:k]
 
 
-def compare(settings, fixture: Fixture, budgets: list[int], seed: int = 0, pool: str = "multidomain") -> dict:
+def compare(
+    settings,
+    fixture: Fixture,
+    budgets: list[int],
+    seed: int = 0,
+    pool: str = "multidomain",
+    tarot_variants: dict[str, dict] | None = None,
+) -> dict:
     """For each budget, select with tarot, random, dsir and both NN top-k baselines from an ingested
     pool of ``fixture``; OT distance of each to the held-out target, and domain counts.
 
@@ -217,6 +224,7 @@ def compare(settings, fixture: Fixture, budgets: list[int], seed: int = 0, pool:
     cost; exact EMD). ``ot_raw`` is the same in raw MiniLM cosine space, reported for context.
     NN baselines use raw cosine (what one would do without TAROT); ``*_whitened`` variants the
     whitened one, to separate the effect of whitening from that of the OT-guided layers.
+    ``tarot_variants`` adds tarot runs with other parameters (name → params), for ablations.
     """
     import polars as pl
 
@@ -236,18 +244,22 @@ def compare(settings, fixture: Fixture, budgets: list[int], seed: int = 0, pool:
     cand_w, fit_w, held_w = white.transform(raw), white.transform(fit), white.transform(held)
     names = sorted(fixture.shares)
 
-    def chosen(selector: str, budget: int, params: dict | None = None) -> np.ndarray:
+    def chosen(selector: str, budget: int, params: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         target = str(fixture.target_path) if selector != "random" else None
         doc = run_selection(settings, pool=pool, selector=selector, budget=budget, seed=seed, target=target,
                             params=params)  # fmt: skip
-        ids = pl.read_parquet(f"{doc['path']}/subset.parquet")["id"].to_list()
-        return np.asarray([row_of[i] for i in ids], np.int64)
+        subset = pl.read_parquet(f"{doc['path']}/subset.parquet")
+        idx = np.asarray([row_of[i] for i in subset["id"].to_list()], np.int64)
+        return idx, subset["weight"].to_numpy()
 
-    def score(idx: np.ndarray) -> dict:
+    def score(idx: np.ndarray, weights: np.ndarray | None = None) -> dict:
+        """``ot`` treats the selection as a set (uniform mass); ``ot_weighted`` as the training job
+        samples it, by the manifest's weights (NN baselines have none: uniform)."""
         doms = fixture.pool_domains[idx]
         return {
             "n": int(len(idx)),
             "ot": round(ot_distance(cand_w[idx], held_w, "emd"), 6),
+            "ot_weighted": round(ot_distance(cand_w[idx], held_w, "emd", a_weights=weights), 6),
             "ot_raw": round(ot_distance(raw[idx], held, "emd"), 6),
             "target_domains": {d: int((doms == d).sum()) for d in names},
             "off_target": int((~np.isin(doms, names)).sum()),
@@ -262,12 +274,13 @@ def compare(settings, fixture: Fixture, budgets: list[int], seed: int = 0, pool:
     for k in budgets:
         picks = {
             "tarot": chosen("tarot", k, {"estimate_ratio": False}),
+            **{name: chosen("tarot", k, {"estimate_ratio": False, **v}) for name, v in (tarot_variants or {}).items()},
             "random": chosen("random", k),
             "dsir": chosen("dsir", k),
-            "nn_round_robin": nn_round_robin(raw, fit, k),
-            "nn_max_sim": nn_max_sim(raw, fit, k),
-            "nn_round_robin_whitened": nn_round_robin(cand_w, fit_w, k),
-            "nn_max_sim_whitened": nn_max_sim(cand_w, fit_w, k),
+            "nn_round_robin": (nn_round_robin(raw, fit, k), None),
+            "nn_max_sim": (nn_max_sim(raw, fit, k), None),
+            "nn_round_robin_whitened": (nn_round_robin(cand_w, fit_w, k), None),
+            "nn_max_sim_whitened": (nn_max_sim(cand_w, fit_w, k), None),
         }
-        out[str(k)] = {name: score(idx) for name, idx in picks.items()}
+        out[str(k)] = {name: score(*pick) for name, pick in picks.items()}
     return out

@@ -99,3 +99,27 @@ def test_clusters_are_seeded_and_auto_k_is_sqrt_n(settings: Settings, tmp_path: 
     other = Settings(home=tmp_path / "other")
     ingest(other, path, "a", IngestParams(embedding_field="v", seed=3))
     assert np.array_equal(Pool.load(settings, "a").clusters(), Pool.load(other, "a").clusters())
+
+
+def test_feature_pointers_survive_concurrent_writers(settings: Settings, tmp_path: Path) -> None:
+    """Two jobs holding the same pool (stale copies of pool.json) each record a feature: both stay."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src = tmp_path / "p.jsonl"
+    src.write_text('{"text": "alpha"}\n{"text": "beta"}\n')
+    ingest(settings, src, "shared", IngestParams(embed=False))
+    first, second = Pool.load(settings, "shared"), Pool.load(settings, "shared")
+    first.set_feature("embed", tmp_path / "e1")
+    second.set_feature("cluster", tmp_path / "c1")  # `second` never saw the embed pointer
+    features = json.loads((first.dir / "pool.json").read_text())["features"]
+    assert features["embed"] == "e1" and features["cluster"] == "c1" and "ngrams" in features
+
+    def writer(prefix: str) -> None:
+        pool = Pool.load(settings, "shared")
+        for i in range(30):
+            pool.set_feature(f"{prefix}{i}", tmp_path / f"{prefix}{i}")
+
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(writer, ["x", "y"]))
+    features = json.loads((first.dir / "pool.json").read_text())["features"]
+    assert {f"{p}{i}" for p in "xy" for i in range(30)} <= set(features)

@@ -110,3 +110,29 @@ def test_target_rules(papers_settings: Settings) -> None:
         run_selection(papers_settings, pool="papers", selector="random", budget=5, target="papers")
     with pytest.raises(InputError, match="no pool named 'ghost'"):
         run_selection(papers_settings, pool="ghost", selector="random", budget=5)
+
+
+def test_a_pool_wins_over_a_file_of_the_same_name_for_every_caller(settings: Settings, tmp_path, monkeypatch) -> None:
+    """CLI, pipelines and REST share one precedence rule (curate.target.locate_target)."""
+    from curate.ingest import IngestParams, ingest
+    from curate.target import locate_target, resolve_target
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "src.jsonl").write_text('{"text": "one"}\n{"text": "two"}\n')
+    ingest(settings, tmp_path / "src.jsonl", "shadow", IngestParams(embed=False))
+    (tmp_path / "shadow").write_text('{"text": "a file named like the pool"}\n')
+    pool_id = locate_target(settings, "shadow")
+    assert resolve_target(settings, "shadow").kind == "pool"
+    refused = []
+
+    def server_check(raw: str):  # what the REST layer passes: files only inside its roots
+        refused.append(raw)
+        raise InputError("outside the roots", field="target")
+
+    assert locate_target(settings, "shadow", check_path=server_check) == pool_id and not refused
+    target = resolve_target(settings, "src.jsonl")
+    assert (target.kind, target.n_records, target.path) == ("texts", 2, tmp_path / "src.jsonl")
+    with pytest.raises(InputError, match="outside the roots"):
+        locate_target(settings, "src.jsonl", check_path=server_check)
+    with pytest.raises(InputError, match="neither a pool nor a file"):
+        locate_target(settings, "nowhere.jsonl")

@@ -8,7 +8,7 @@ import pytest
 
 from curate.algorithms.transport import fit_whitener, ot_distance
 from curate.select import run_selection
-from curate.selectors.tarot import Neighbours, fixed_size, otm
+from curate.selectors.tarot import Neighbours, fixed_size, greedy_fill, otm
 from tests.conftest import REPO
 
 MULTIMODAL = REPO / "data" / "targets" / "multimodal.jsonl"
@@ -48,11 +48,31 @@ def test_fixed_size_beats_mean_sim_and_random_and_keeps_mode_shares(modes):
     random_ot = [ot_distance(modes.cand[rng.choice(len(modes.cand), k, replace=False)], modes.held) for _ in range(3)]
     ot_mean = ot_distance(modes.cand[mean_sim], modes.held)
     assert modes.shares(mean_sim)[0] > 0.95  # the failure TAROT targets: everything from the big mode
-    for rule in ("largest_f", "smallest_f"):
+    for rule in ("largest_f", "smallest_f", "greedy_f"):
         sel, _ = fixed_size(modes.cand, modes.tgt, k, modes.nbrs, rule)
         ot_sel = ot_distance(modes.cand[sel], modes.held)
         assert ot_sel < ot_mean < min(random_ot)
         np.testing.assert_allclose(modes.shares(sel), [0.6, 0.3, 0.1], atol=0.1)
+
+
+def test_greedy_fill_serves_the_mode_the_full_layers_left_out():
+    """Full layers already hold mode A; the overflowing layer offers A and B alike. The fill must go
+    to B: the c-transform potentials see what is selected, the layer's own potentials do not."""
+    rng = np.random.default_rng(0)
+    a, b = np.eye(8)[0], np.eye(8)[1]
+
+    def near(centre, n):
+        x = centre + 0.1 * rng.normal(size=(n, 8))
+        return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+    cand = np.vstack([near(a, 10), near(a, 5), near(b, 5)])
+    tgt = np.vstack([near(a, 10), near(b, 10)])
+    taken, delta = np.arange(10), np.arange(10, 20)
+    for rounds in (1, 5):
+        picked = greedy_fill(cand, tgt, taken, delta, 5, rounds, np.random.default_rng(0))
+        assert sorted(picked) == list(range(15, 20))
+    empty = greedy_fill(cand, tgt, np.zeros(0, np.int64), delta, 4, 4, np.random.default_rng(0))
+    assert len(set(empty) & set(range(10, 15))) == 2  # from scratch, both modes are served
 
 
 def test_fixed_size_count_and_layers(modes):

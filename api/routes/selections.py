@@ -9,24 +9,16 @@ from api.deps import WRITE
 from api.routes.pools import check_server_path
 from api.schemas import JobOut, SelectionRequest, errors
 from curate import catalog, jobs
-from curate.errors import InputError, NotFoundError
+from curate.errors import InputError
 from curate.selectors.base import get_selector, parse_budget, parse_params
+from curate.target import locate_target
 
 router = APIRouter(tags=["selections"])
 
 
 def _target(settings, spec: str | None) -> str | None:
-    """A pool (by name or id) wins; anything else must be a texts file inside the allowed roots."""
-    if not spec:
-        return None
-    try:
-        return catalog.get_pool(settings, spec).id
-    except NotFoundError:
-        pass
-    path = check_server_path(settings, spec, field="target")
-    if not path.is_file():
-        raise InputError(f"target '{spec}' is neither a pool nor a file", field="target")
-    return str(path)
+    """Curate's own precedence (a pool wins), with files admitted only inside the allowed roots."""
+    return locate_target(settings, spec, check_path=lambda raw: check_server_path(settings, raw, field="target"))
 
 
 @router.post(

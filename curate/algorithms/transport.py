@@ -132,11 +132,21 @@ def chord_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(2.0 - 2.0 * sim, 0.0))
 
 
-def _solve(a_pts: np.ndarray, b_pts: np.ndarray, backend: Backend, reg: float, potentials: bool):
+def _solve(
+    a_pts: np.ndarray,
+    b_pts: np.ndarray,
+    backend: Backend,
+    reg: float,
+    potentials: bool,
+    a_weights: np.ndarray | None = None,
+):
     import ot
 
     cost = chord_cost(a_pts, b_pts)
-    a = np.full(len(a_pts), 1.0 / len(a_pts))
+    if a_weights is None:
+        a = np.full(len(a_pts), 1.0 / len(a_pts))
+    else:
+        a = np.asarray(a_weights, np.float64) / float(np.sum(a_weights))
     b = np.full(len(b_pts), 1.0 / len(b_pts))
     if backend == "auto":
         backend = "emd" if cost.size <= EXACT_MAX_CELLS else "sinkhorn_log"
@@ -197,11 +207,18 @@ def sinkhorn_log(
     return plan, f, g
 
 
-def ot_distance(a_pts: np.ndarray, b_pts: np.ndarray, backend: Backend = "auto", reg: float = 1e-3) -> float:
-    """OT cost ⟨P, C⟩ between two uniform point clouds of unit vectors under the chord cost."""
+def ot_distance(
+    a_pts: np.ndarray,
+    b_pts: np.ndarray,
+    backend: Backend = "auto",
+    reg: float = 1e-3,
+    a_weights: np.ndarray | None = None,
+) -> float:
+    """OT cost ⟨P, C⟩ between two point clouds of unit vectors under the chord cost; uniform mass,
+    or ``a_weights`` (normalised here) on the first — a weighted subset as a training job samples it."""
     if len(a_pts) == 0 or len(b_pts) == 0:
         return float("nan")
-    return _solve(a_pts, b_pts, backend, reg, potentials=False)[0]
+    return _solve(a_pts, b_pts, backend, reg, potentials=False, a_weights=a_weights)[0]
 
 
 def ot_potentials(
@@ -215,7 +232,7 @@ def ot_potentials(
 
 
 def transported_mass(
-    sel_pts: np.ndarray, tgt_pts: np.ndarray, temperature: float = 0.05, neighbours: int = 32
+    sel_pts: np.ndarray, tgt_pts: np.ndarray, temperature: float = 0.5, neighbours: int = 32
 ) -> np.ndarray:
     """Share of the target's mass each selected point receives when every target example spreads
     its mass 1/M over its nearest selected points with a soft-min of the chord cost — the optimal
