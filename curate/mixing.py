@@ -10,7 +10,9 @@ Steps: every ``next`` call is one bandit step (``t`` in ε_t), numbered by the s
 must arrive in step order (a 409 names the expected step); batches may be fetched ahead of the
 feedback (data-parallel workers, prefetching), and each step's loss is importance-weighted by
 the π its batch was drawn with. Warm-up steps still need their (ignored) feedback, so that the
-expected step always advances.
+expected step always advances. A step whose worker died is skipped once it is older than
+``step_timeout_s`` and a later step reports: its batch is spent, its losses are never applied, and a
+late report of it is answered (``expired``), not refused, so a merely slow worker does not crash.
 
 Records are drawn per group from a seeded permutation of that group (one per epoch, reshuffled
 each epoch). Only ``(group, epoch, position, count)`` is stored per micro-batch, so the records
@@ -24,7 +26,7 @@ import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from types import SimpleNamespace
 
@@ -83,6 +85,8 @@ class MixingStepRow(Base):
     losses: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     weights: Mapped[list | None] = mapped_column(JSON, nullable=True)  # π after this step's feedback
     updated: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    expired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 SessionLike = MixingSessionRow | SimpleNamespace  # ORM rows on reads, Core rows under the lock
@@ -381,7 +385,8 @@ def next_batch(
         step = SimpleNamespace(
             session_id=row.id, step=row.issued + 1, request_id=request_id,
             arms=[[g, n] for g, n in zip(arms.tolist(), sizes.tolist(), strict=True)],
-            draws=draws, probs=probs.tolist(), losses=None, weights=None, updated=None,
+            draws=draws, probs=probs.tolist(), losses=None, weights=None, updated=None, issued_at=utcnow(),
+            expired_at=None,
         )  # fmt: skip
         conn.execute(insert(MixingStepRow.__table__).values(**vars(step)))
         row.issued += 1
@@ -404,8 +409,12 @@ def feedback(settings: Settings, session_id: str, step: int, losses: dict[str, f
         if bad:
             raise InputError(f"losses must be finite numbers; bad: {', '.join(bad)}", field="losses")
         expected = row.applied + 1
+        if expected < step <= row.issued:
+            expected = _expire_stale(conn, row, step)
         if 1 <= step <= row.applied:
             done = _step_row(conn, row.id, step=step)
+            if done.expired_at is not None:
+                return _feedback_response(row, done, duplicate=False)
             if done.losses != {g: float(v) for g, v in losses.items()}:
                 raise ConflictError(
                     f"step {step} already received different feedback; expected step {expected}",
@@ -414,9 +423,12 @@ def feedback(settings: Settings, session_id: str, step: int, losses: dict[str, f
             return _feedback_response(row, done, duplicate=True)
         if step != expected or step > row.issued:
             why = "was never handed out" if step > row.issued else "is out of order"
+            timeout = MixingParams(**row.params).step_timeout_s
+            wait = f" (skipped if still unreported {timeout:g} s after it was handed out)" if timeout else ""
             raise ConflictError(
                 f"step {step} {why}; expected feedback for step {expected}"
-                + ("" if expected <= row.issued else " after the next batch"),
+                + ("" if expected <= row.issued else " after the next batch")
+                + (wait if step <= row.issued else ""),
                 field="step",
                 details={"expected_step": expected, "issued_step": row.issued},
             )
@@ -448,6 +460,24 @@ def feedback(settings: Settings, session_id: str, step: int, losses: dict[str, f
         return _feedback_response(row, current, duplicate=False)
 
 
+def _expire_stale(conn: Connection, row: SimpleNamespace, step: int) -> int:
+    """Skip the unreported steps before ``step`` when every one is older than ``step_timeout_s``;
+    returns the step now expected. All or none: a younger pending step is a live worker's turn."""
+    timeout = MixingParams(**row.params).step_timeout_s
+    if timeout is None:
+        return row.applied + 1
+    steps = MixingStepRow.__table__
+    between = (steps.c.session_id == row.id, steps.c.step > row.applied, steps.c.step < step)
+    issued = conn.execute(select(steps.c.issued_at).where(*between)).scalars().all()
+    cutoff = datetime.now(UTC) - timedelta(seconds=timeout)
+    if any(t is None or (t if t.tzinfo else t.replace(tzinfo=UTC)) > cutoff for t in issued):
+        return row.applied + 1
+    probs = row.state["probs"]  # nothing was learnt from them: π stands as it was
+    conn.execute(update(steps).where(*between).values(expired_at=utcnow(), weights=probs, updated=0))
+    row.applied = step - 1
+    return step
+
+
 def _feedback_response(row: SessionLike, step: StepLike, duplicate: bool) -> dict:
     return {
         "session": row.id,
@@ -455,6 +485,7 @@ def _feedback_response(row: SessionLike, step: StepLike, duplicate: bool) -> dic
         "weights": _weights(row.groups, step.weights),
         "updated": bool(step.updated),
         "duplicate": duplicate,
+        "expired": step.expired_at is not None,
         "expected_step": row.applied + 1,
     }
 
@@ -516,6 +547,7 @@ def _describe(row: SessionLike, steps: list[MixingStepRow]) -> dict:
                 "losses": s.losses,
                 "weights": _weights(row.groups, s.weights) if s.weights is not None else None,
                 "updated": None if s.updated is None else bool(s.updated),
+                "expired": s.expired_at is not None,
             }
             for s in steps
         ],

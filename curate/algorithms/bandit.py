@@ -115,6 +115,12 @@ class MixingParams(BanditParams):
     micro_batches: int = Field(
         1, ge=1, description="Domain draws per step: 1 = one domain per batch (paper), > 1 = mixed minibatches."
     )
+    step_timeout_s: float | None = Field(
+        30.0,
+        gt=0,
+        description="A handed-out step with no feedback after this many seconds is skipped (not applied) once a "
+        "later step reports, so a worker that died mid-step cannot block the session; null = wait forever.",
+    )
 
     def bandit(self) -> BanditParams:
         return BanditParams(**{k: getattr(self, k) for k in BanditParams.model_fields})

@@ -2,7 +2,9 @@
 metric (mean distance from 5,000 pool records to the nearest selected one, lower = better) for CCS
 at several β, random and hardest-first, all on the same query sample. One JSON object out.
 
-    python benchmarks/coverage.py --records 200000
+    python benchmarks/ccs_coverage.py --records 200000
+
+(Not named coverage.py: from benchmarks/ that would shadow the `coverage` package numba imports.)
 """
 
 from __future__ import annotations
