@@ -59,6 +59,7 @@ def status_of(exc: CurateError) -> int:
 async def _lifespan(app: FastAPI):
     for job_id, status in job_queue.recover(app.state.settings):  # jobs whose worker died with the last server
         log.warning("recovered job at startup", extra={"job_id": job_id, "status": status})
+    job_queue.sweep_home(app.state.settings)
     yield
 
 

@@ -286,6 +286,39 @@ def locked(path: str | Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+LEFTOVER_PREFIXES = (".tmp-", ".old-")  # what atomic_path leaves behind when its process is killed
+
+
+def sweep_leftovers(root: str | Path, older_than_s: float = 24 * 3600) -> list[Path]:
+    """Remove the ``.tmp-*`` / ``.old-*`` entries ``atomic_path`` leaves after a ``kill -9``.
+
+    Only those untouched for ``older_than_s`` (newest mtime anywhere inside): a live writer keeps
+    adding files to its temp folder, and a stage that computes for hours without writing is rare
+    enough that a day's margin covers it. Returns what was removed.
+    """
+    import time
+
+    cutoff = time.time() - older_than_s
+    removed: list[Path] = []
+    for parent, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            if not name.startswith(LEFTOVER_PREFIXES):
+                continue
+            path = Path(parent) / name
+            try:
+                newest = max(
+                    [path.lstat().st_mtime]
+                    + [(Path(p) / f).lstat().st_mtime for p, _d, fs in os.walk(path) for f in fs]
+                )
+            except OSError:  # gone meanwhile
+                continue
+            if newest < cutoff:
+                _remove(path)
+                removed.append(path)
+        dirs[:] = [d for d in dirs if not d.startswith(LEFTOVER_PREFIXES)]
+    return removed
+
+
 def write_json(path: str | Path, obj: object) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")

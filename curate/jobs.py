@@ -7,10 +7,12 @@ dying. Claiming uses ``SELECT … FOR UPDATE SKIP LOCKED`` (Postgres) followed b
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func, select, update
 
@@ -18,6 +20,9 @@ from curate import catalog
 from curate.catalog import JobRow, utcnow
 from curate.config import Settings
 from curate.errors import ConflictError, NotFoundError
+from curate.io import sweep_leftovers
+
+log = logging.getLogger("curate.jobs")
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
@@ -261,3 +266,17 @@ def recover(settings: Settings) -> list[tuple[str, str]]:
             if done.rowcount:
                 changed.append((job_id, values["status"]))
     return changed
+
+
+def sweep_home(settings: Settings) -> list[Path]:
+    """The file side of ``recover``: remove the temp artifacts killed processes left in
+    ``CURATE_HOME`` and the embedding cache (a day untouched; see ``io.sweep_leftovers``).
+    Called when the API and each worker start."""
+    removed: list[Path] = []
+    for root in dict.fromkeys([settings.root, settings.cache_dir]):  # the cache may live elsewhere
+        if root.exists():
+            removed += sweep_leftovers(root)
+    if removed:
+        first = [str(p) for p in removed[:5]]
+        log.warning("removed leftovers of killed processes", extra={"count": len(removed), "paths": first})
+    return removed

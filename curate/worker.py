@@ -168,6 +168,7 @@ def run_worker(settings: Settings, *, stop: threading.Event | None = None, max_j
     parent = os.getppid()
     ran = 0
     log.info("worker started", extra={"worker": name})
+    jobs.sweep_home(settings)
     while not stop.is_set() and (max_jobs is None or ran < max_jobs):
         if os.environ.get("CURATE_WORKER_EXIT_WITH_PARENT") and os.getppid() != parent:
             break  # the serving process died: recovery on its restart re-queues whatever we held

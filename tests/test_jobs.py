@@ -90,3 +90,42 @@ def test_recover_honours_a_pending_cancel(settings):
     jobs.cancel(settings, job.id)
     _age(settings, job.id, 10_000)
     assert jobs.recover(settings) == [(job.id, "cancelled")]
+
+
+def test_restart_sweeps_what_killed_writers_left_and_nothing_else(settings):
+    """`atomic_path` leftovers a day untouched go; a live writer's temp folder and real files stay."""
+    import os
+    import time
+
+    from curate.io import atomic_path
+
+    day_ago = time.time() - 2 * 24 * 3600
+    root = settings.root / "manifests"
+    root.mkdir(parents=True)
+
+    def aged(path, when=day_ago):
+        os.utime(path, (when, when))
+        return path
+
+    dead_dir = root / ".tmp-abc-123"  # a manifest folder whose writer was killed
+    (dead_dir / "sub").mkdir(parents=True)
+    for path in (_touch(dead_dir / "sub" / "subset.parquet"), dead_dir / "sub", dead_dir):
+        aged(path)
+    dead_file = aged(_touch(root / ".old-manifest.json-9f"))
+    live_dir = root / ".tmp-live-456"
+    live_dir.mkdir()
+    _touch(live_dir / "chunk-0001.npy")  # being written now
+    aged(live_dir)
+    real = aged(_touch(root / "kept.json"))
+    with atomic_path(root / "fresh.json") as tmp:  # in flight during the sweep: stays
+        tmp.write_text("{}")
+        removed = jobs.sweep_home(settings)
+    assert sorted(removed) == sorted([dead_dir, dead_file])
+    assert not dead_dir.exists() and not dead_file.exists()
+    assert live_dir.exists() and real.exists() and (root / "fresh.json").exists()
+    assert jobs.sweep_home(settings) == []
+
+
+def _touch(path):
+    path.write_text("x")
+    return path
