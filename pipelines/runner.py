@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from curate.config import Settings
+from curate.errors import InputError
 from curate.executors import use_executor
 from curate.ingest import IngestParams, ingest
 from curate.records import canonical_json, sha256_hex
 from curate.select import run_selection
+from curate.target import locate_target
 from pipelines.spec import load_spec
 
 _HEADLINE = ("kl_reduction", "ot_distance", "coverage", "objective", "max_share_deviation", "selected_fraction")
@@ -28,11 +30,22 @@ def _headline(metrics: dict) -> dict:
 def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
     spec = load_spec(Path(path))
     run_id = sha256_hex(canonical_json(spec.model_dump(mode="json")))[:16]
+    base = Path(path).resolve().parent
+
+    def beside_pipeline(raw: str) -> Path:
+        return (base / raw).expanduser().resolve()
+
+    targets = []  # resolved before anything runs: a missing target file fails fast
+    for i, sel in enumerate(spec.selections):
+        try:  # curate's one rule (a pool wins); a file is relative to the pipeline file
+            targets.append(locate_target(settings, sel.target, check_path=beside_pipeline))
+        except InputError as exc:
+            raise InputError(exc.message, file=str(path), field=f"selections.{i}.target") from None
     ingest_params = IngestParams(**spec.ingest.model_dump(exclude={"path", "pool"}))
     report = ingest(settings, spec.ingest.path, spec.ingest.pool, ingest_params, progress=progress)
     rows = []
     with use_executor(ingest_params.executor):  # e.g. DSIR scoring on the same cluster
-        for sel in spec.selections:
+        for sel, target in zip(spec.selections, targets, strict=True):
             doc = run_selection(
                 settings,
                 pool=spec.ingest.pool,
@@ -40,7 +53,7 @@ def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
                 budget=sel.budget,
                 params=sel.params,
                 seed=sel.seed,
-                target=sel.target,
+                target=target,
                 lineage={"pipeline": spec.name or Path(path).name, "run_id": run_id},
             )
             rows.append(

@@ -63,6 +63,4 @@ def load_spec(path: Path) -> PipelineSpec:
             parse_budget(sel.budget)
         except InputError as exc:
             raise InputError(exc.message, file=str(path), field=f"selections.{i}.{exc.field or 'selector'}") from None
-        if sel.target and (base / sel.target).exists():
-            sel.target = str((base / sel.target).resolve())
     return spec

@@ -124,3 +124,15 @@ def test_pipeline_errors_name_file_line_and_field(tmp_path: Path) -> None:
     proc = run_cli("run", str(bad_sel), home=tmp_path / "h")
     assert proc.returncode == 2 and "selections.1.nope" in proc.stderr
     assert not (tmp_path / "h" / "pools").exists()  # validated before anything ran
+    no_target = tmp_path / "target.yaml"
+    no_target.write_text(
+        yaml.safe_dump(
+            {
+                "ingest": {"path": str(PAPERS), "pool": "p"},
+                "selections": [{"selector": "dsir", "budget": 5, "target": "missing.jsonl"}],
+            }
+        )
+    )
+    proc = run_cli("run", str(no_target), home=tmp_path / "h")
+    assert proc.returncode == 2 and "target.yaml" in proc.stderr and "selections.0.target" in proc.stderr
+    assert "missing.jsonl" in proc.stderr and not (tmp_path / "h" / "pools").exists()
