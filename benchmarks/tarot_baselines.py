@@ -4,9 +4,9 @@ Per seed: a fresh 8-domain template pool (tests/multidomain.py) ingested with th
 target mixing 3 domains 60/30/10 (fit part = ``--target``, a held-out part to score against), and
 for each budget the OT distance (TAROT's whitened chord metric, exact EMD; raw-space value beside
 it) of every method's selection to the held-out part. Budgets default to half, once, twice and four
-times the fit target, and the paper's ratio 0.2 of the pool. Also: tarot's other last-layer fill
-rules (ablation), a round-robin per-target NN (RDS+-style; a stronger rival than top-k), and the OT
-of the *weighted* subset (manifest weights as sampling mass) beside the set's.
+times the fit target, and the paper's ratio 0.2 of the pool. Also: tarot with the paper's layers and
+with its other last-layer fill rules (ablations), a round-robin per-target NN (RDS+-style; a stronger
+rival than top-k), and the OT of the *weighted* subset (manifest weights as sampling mass).
 
     python benchmarks/tarot_baselines.py --seeds 0 1 2
 """
@@ -26,7 +26,10 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-FILL_RULES = {f"tarot_{r}": {"overflow_rule": r} for r in ("smallest_f", "largest_f", "random")}
+FILL_RULES = {  # ablations: the paper's layers, and the other last-layer fills
+    "tarot_paper_layers": {"layering": "paper"},
+    **{f"tarot_{r}": {"overflow_rule": r} for r in ("smallest_f", "largest_f", "random")},
+}
 METHODS = (
     "tarot",
     *FILL_RULES,

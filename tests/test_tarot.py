@@ -48,8 +48,9 @@ def test_fixed_size_beats_mean_sim_and_random_and_keeps_mode_shares(modes):
     random_ot = [ot_distance(modes.cand[rng.choice(len(modes.cand), k, replace=False)], modes.held) for _ in range(3)]
     ot_mean = ot_distance(modes.cand[mean_sim], modes.held)
     assert modes.shares(mean_sim)[0] > 0.95  # the failure TAROT targets: everything from the big mode
-    for rule in ("largest_f", "smallest_f", "greedy_f"):
-        sel, _ = fixed_size(modes.cand, modes.tgt, k, modes.nbrs, rule)
+    variants = (("largest_f", "paper"), ("smallest_f", "paper"), ("greedy_f", "paper"), ("greedy_f", "fresh"))
+    for rule, layering in variants:
+        sel, _ = fixed_size(modes.cand, modes.tgt, k, modes.nbrs, rule, layering=layering)
         ot_sel = ot_distance(modes.cand[sel], modes.held)
         assert ot_sel < ot_mean < min(random_ot)
         np.testing.assert_allclose(modes.shares(sel), [0.6, 0.3, 0.1], atol=0.1)
@@ -75,14 +76,33 @@ def test_greedy_fill_serves_the_mode_the_full_layers_left_out():
     assert len(set(empty) & set(range(10, 15))) == 2  # from scratch, both modes are served
 
 
-def test_fixed_size_count_and_layers(modes):
-    first, _ = modes.nbrs.first_layer(len(modes.cand))
+@pytest.mark.parametrize("layering", ["paper", "fresh"])
+def test_fixed_size_count_and_layers(modes, layering):
     for k in (1, 599, 1500):
-        sel, info = fixed_size(modes.cand, modes.tgt, k, modes.nbrs)
+        sel, info = fixed_size(modes.cand, modes.tgt, k, modes.nbrs, layering=layering)
         assert len(sel) == len(np.unique(sel)) == k
+        if layering == "paper":
+            first, _ = modes.nbrs.first_layer(len(modes.cand))
+        else:
+            first = modes.nbrs.fresh_layers(len(modes.cand), k)
         full = np.flatnonzero(first < info["layers_full"])
         assert np.isin(full, sel).all()  # every item of a completed layer is in
         assert np.all(np.diff(first[sel]) >= 0)  # rank order follows the layers
+
+
+def test_fresh_layers_take_one_new_record_per_target_example():
+    """Two target examples with the same two nearest records in swapped order: the paper's layer 1
+    repeats layer 0 and adds nothing; a fresh layer 1 moves each example on to its next new record."""
+    ids = np.array([[0, 1, 2, 3], [1, 0, 4, 5], [6, 7, 8, 9]])
+    nbrs = Neighbours(ids, np.ones(ids.shape, np.float32))
+    paper, _ = nbrs.first_layer(10)
+    assert np.bincount(paper[paper < 4], minlength=4).tolist() == [3, 1, 3, 3]  # layer 1: only 7 is new
+    fresh = nbrs.fresh_layers(10, k=10)
+    assert fresh[[0, 1, 6]].tolist() == [0, 0, 0]
+    assert fresh[[2, 4, 7]].tolist() == [1, 1, 1]  # one new record per target example
+    assert fresh[[3, 5, 8]].tolist() == [2, 2, 2] and fresh[9] == 3
+    assert nbrs.fresh_layers(10, k=4)[[2, 4, 7]].tolist() == [1, 1, 1]  # the overflowing layer is kept
+    assert (nbrs.fresh_layers(10, k=4)[[3, 5, 8, 9]] == 4).all()  # and nothing after it
 
 
 def test_otm_estimates_the_ratio_and_stays_on_target(modes):
