@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from curate import catalog
@@ -31,6 +32,32 @@ class Target:
             return
         for chunk in read_chunks(self.path, chunk_rows=batch_rows, text_field=self.text_field):
             yield _texts_of(chunk.frame, self.path, self.text_field)
+
+    def iter_labelled(self, field: str, batch_rows: int = 50_000) -> Iterator[tuple[pl.Series, pl.Series]]:
+        """(texts, labels) batches, for selectors that treat each label as a target of its own: a
+        target pool's domain column, or a field of the target file (every record must have one)."""
+        if self.pool is not None:
+            if field != "domain" or not self.pool.has_domain:
+                raise InputError(
+                    f"a target pool is split by its domain column; pool '{self.pool.name}' "
+                    + ("has none" if not self.pool.has_domain else f"has no field '{field}'"),
+                    field="target_field",
+                )
+            for batch in self.pool.iter_batches(["text", "domain"], batch_rows):
+                yield batch["text"], batch["domain"].fill_null("")
+            return
+        for chunk in read_chunks(self.path, chunk_rows=batch_rows, text_field=self.text_field):
+            frame = chunk.frame
+            if field not in frame.columns:
+                raise InputError(f"target records need a '{field}' field to separate targets", file=str(self.path),
+                                 field=field)  # fmt: skip
+            texts = _texts_of(frame, self.path, self.text_field)
+            keep = frame[self.text_field].is_not_null()
+            labels = frame[field].cast(pl.String).filter(keep)
+            if labels.null_count():
+                line = int(chunk.lines[np.flatnonzero(keep.to_numpy())[labels.is_null().arg_true()[0]]])
+                raise InputError("target record without a label", file=str(self.path), line=line, field=field)
+            yield texts, labels
 
     def ref(self) -> dict:
         ref = {"kind": self.kind, "fingerprint": self.fingerprint, "n_records": self.n_records}

@@ -222,3 +222,65 @@ def test_raw_fit_budget_samples_rows(papers_settings):
     assert 30 < rows["prefix"] < 60 and 30 < rows["random"] < 60  # ≈ 480 n-grams per abstract
     scores = {how: subset(d)["score"].to_numpy() for how, d in docs.items()}
     assert not np.allclose(scores["prefix"], scores["random"])  # a different raw model, different weights
+
+
+@pytest.fixture
+def two_targets(settings, tmp_path):
+    """Pool: the §1.10.4 disjoint domains; target: 150 held-out domain-a docs and 50 domain-b docs,
+    labelled by a ``task`` field."""
+    rng = np.random.default_rng(11)
+    pool = write_jsonl(tmp_path / "pool.jsonl", synthetic_domains(rng, 2000))
+    ingest(settings, pool, "mix2", IngestParams(embed=False))
+    extra = synthetic_domains(rng, 800)
+    rows = [{**r, "task": "ta"} for r in extra if r["domain"] == "a"][:150]
+    rows += [{**r, "task": "tb"} for r in extra if r["domain"] == "b"][:50]
+    return settings, write_jsonl(tmp_path / "two.jsonl", rows)
+
+
+def test_separate_targets_one_document_per_target(two_targets):
+    """§1.10.8: proportions [0.5, 0.5] and k = 2 → one document per target, disjoint."""
+    settings, target = two_targets
+    params = {"separate_targets": True, "target_field": "task", "target_proportions": {"ta": 0.5, "tb": 0.5}}
+    doc = run_selection(settings, pool="mix2", selector="dsir", budget=2, target=str(target), params=params, seed=1)
+    assert sorted(subset(doc)["domain"].to_list()) == ["a", "b"]
+    assert doc["metrics"]["target_counts"] == {"ta": 1, "tb": 1}
+
+
+def test_separate_targets_keep_a_small_target_from_being_swamped(two_targets):
+    """Pooled, the 3:1 larger target takes nearly everything (importance compounds per token); one
+    model per target with equal proportions splits the budget evenly, each on its own domain."""
+    settings, target = two_targets
+
+    def shares(params: dict) -> dict:
+        doc = run_selection(settings, pool="mix2", selector="dsir", budget=200, target=str(target), params=params)
+        return subset(doc)["domain"].value_counts().to_dict(as_series=False)
+
+    def count(got: dict, d: str) -> int:
+        return dict(zip(got["domain"], got["count"], strict=True)).get(d, 0)
+
+    pooled = shares({})
+    assert count(pooled, "a") >= 190 and count(pooled, "b") <= 10
+    even = shares({"separate_targets": True, "target_field": "task", "target_proportions": {"ta": 1, "tb": 1}})
+    assert count(even, "a") >= 95 and count(even, "b") >= 95
+    default = shares({"separate_targets": True, "target_field": "task"})  # ∝ n-gram counts: 150 : 50 docs
+    assert 140 <= count(default, "a") <= 160 and 40 <= count(default, "b") <= 60
+
+
+def test_separate_targets_bad_input(two_targets, tmp_path):
+    settings, target = two_targets
+
+    def run(params: dict, target=target):
+        return run_selection(settings, pool="mix2", selector="dsir", budget=2, target=str(target), params=params)
+
+    separate = {"separate_targets": True, "target_field": "task"}
+    with pytest.raises(InputError, match="needs separate_targets"):
+        run({"target_proportions": {"ta": 1}})
+    with pytest.raises(InputError, match="unknown targets \\['tc'\\]"):
+        run({**separate, "target_proportions": {"tc": 1}})
+    with pytest.raises(InputError, match="need a 'topic' field") as err:
+        run({**separate, "target_field": "topic"})
+    assert err.value.file == str(target)
+    holes = write_jsonl(tmp_path / "holes.jsonl", [{"text": "aw1 aw2", "task": "ta"}, {"text": "bw1 bw2"}])
+    with pytest.raises(InputError, match="without a label") as err:
+        run(separate, target=holes)
+    assert err.value.line == 2 and err.value.field == "task"

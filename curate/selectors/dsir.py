@@ -66,6 +66,19 @@ class DsirParams(SelectorParams):
     domain_quotas: dict[str, float] | None = Field(
         None, description="Optional share of the budget per domain (normalised); each drawn by Gumbel top-k."
     )
+    separate_targets: bool = Field(
+        False,
+        description="One importance model per target label (target_field), each drawing its quota by Gumbel "
+        "top-k from the rows not yet chosen (reference semantics); default: one model of all target texts.",
+    )
+    target_field: str = Field(
+        "domain", description="separate_targets: the target file's field naming each record's target (pools: domain)."
+    )
+    target_proportions: dict[str, float] | None = Field(
+        None,
+        description="separate_targets: budget share per target, in drawing order (normalised); default "
+        "proportional to each target's n-gram count. k_t = floor(k·p_t); the last target takes the rest.",
+    )
 
     @model_validator(mode="after")
     def _fill_defaults(self) -> DsirParams:
@@ -82,6 +95,14 @@ class DsirParams(SelectorParams):
             raise ValueError("raw_fit_ngrams must be ≥ 1, 'auto' or 'all'")
         if ref and (self.hash != "sha256" or self.tokenizer != "wordpunct"):
             raise ValueError("compat=reference needs hash=sha256 and tokenizer=wordpunct")
+        if self.target_proportions is not None and not self.separate_targets:
+            raise ValueError("target_proportions needs separate_targets=true")
+        if self.separate_targets and self.domain_quotas:
+            raise ValueError("separate_targets and domain_quotas both split the budget: choose one")
+        if self.target_proportions and (
+            any(v < 0 for v in self.target_proportions.values()) or sum(self.target_proportions.values()) <= 0
+        ):
+            raise ValueError("target_proportions must be ≥ 0 with a positive sum")
         return self
 
     def ngram_params(self) -> NgramParams:
@@ -108,6 +129,20 @@ def target_totals(target: Target, params: NgramParams) -> tuple[np.ndarray, floa
         total += np.asarray(counts.sum(axis=0), np.float64).ravel()
         tokens, texts = tokens + int(n_tokens.sum()), texts + len(n_tokens)
     return total, tokens / max(texts, 1)
+
+
+def target_groups(target: Target, params: NgramParams, field: str) -> tuple[dict[str, np.ndarray], float]:
+    """Summed bucket counts per target label (``separate_targets``), and mean tokens per text."""
+    totals: dict[str, np.ndarray] = {}
+    tokens = texts = 0
+    for batch, labels in target.iter_labelled(field):
+        counts, n_tokens = featurize(batch, params)
+        label_of = labels.to_numpy()
+        for name in labels.unique(maintain_order=True).to_list():
+            part = np.asarray(counts[np.flatnonzero(label_of == name)].sum(axis=0), np.float64).ravel()
+            totals[name] = totals[name] + part if name in totals else part
+        tokens, texts = tokens + int(n_tokens.sum()), texts + len(n_tokens)
+    return totals, tokens / max(texts, 1)
 
 
 def log_ratio(raw: np.ndarray, target: np.ndarray, laplace: float, floor: float) -> np.ndarray:
@@ -141,7 +176,7 @@ def score(feats: NgramFeatures, n: int, log_diff: np.ndarray) -> np.ndarray:
     """log w per record, one part per unit, on the current executor; memory: one part plus the output.
     The Gumbel noise is drawn afterwards on the driver from one stream indexed by row id, so the
     draw never depends on how scoring was partitioned."""
-    out = np.empty(n, np.float64)
+    out = np.empty((n, *log_diff.shape[1:]), np.float64)  # log_diff (m,) → (n,); (m, T) targets → (n, T)
     for part, w in zip(feats.parts, current_executor().map(ScoreTask(feats.path, log_diff), feats.parts), strict=True):
         out[part["start"] : part["start"] + part["rows"]] = w
     return out
@@ -174,7 +209,13 @@ class DsirSelector(Selector):
         ngp = p.ngram_params()
         ctx.progress(0.0, "featurising pool")
         feats = pool_features(pool, ngp)
-        tgt, tgt_len = target_totals(ctx.target, ngp)
+        groups = None
+        if p.separate_targets:
+            groups, tgt_len = target_groups(ctx.target, ngp, p.target_field)
+            groups = dict(sorted(groups.items()))  # a canonical order: params are hashed key-sorted
+            tgt = np.sum(list(groups.values()), axis=0)
+        else:
+            tgt, tgt_len = target_totals(ctx.target, ngp)
         if tgt.sum() == 0:
             raise InputError("the target has no tokens to fit a model on", field="target")
         budget = {"auto": 100_000 * p.num_buckets, "all": None}.get(p.raw_fit_ngrams, p.raw_fit_ngrams)
@@ -183,29 +224,42 @@ class DsirSelector(Selector):
         if budget is not None and raw.sum() > budget:
             fit_rows = raw_fit_rows(feats, n, budget, p.raw_fit_sampling, ctx.rng(1))
             raw = selected_totals(feats, [fit_rows])[0]
-        log_diff = log_ratio(raw, tgt, p.target_laplace, p.log_floor)
+        models = [tgt] if groups is None else list(groups.values())
+        log_diff = np.stack([log_ratio(raw, t, p.target_laplace, p.log_floor) for t in models], axis=1)
         ctx.progress(0.5, "scoring")
-        log_w = score(feats, n, log_diff)
+        log_w = score(feats, n, log_diff[:, 0] if groups is None else log_diff)  # (n,) pooled, (n, T) separate
         n_tokens = np.asarray(feats.n_tokens, np.int64)
         if p.normalize_length_to:
-            log_w = log_w * (p.normalize_length_to / np.maximum(n_tokens, 1))
+            scale = p.normalize_length_to / np.maximum(n_tokens, 1)
+            log_w = log_w * (scale if groups is None else scale[:, None])
         eligible = n_tokens >= p.min_length
-        keys = log_w if p.mode == "topk" else log_w + ctx.rng(0).gumbel(size=n)
-        chosen, clipped = self._draw(ctx, keys, eligible)
+        extra: dict = {}
+        if groups is None:
+            keys = log_w if p.mode == "topk" else log_w + ctx.rng(0).gumbel(size=n)
+            chosen, clipped = self._draw(ctx, keys, eligible)
+            scores, block = log_w[chosen], np.zeros(len(chosen), np.int64)
+        else:
+            chosen, block, clipped, extra = self._draw_per_target(ctx, log_w, eligible, groups)
+            scores = log_w[chosen, block]
+            log_w = log_w.max(axis=1)  # summaries below: each record's best target
         ctx.progress(0.8, "metrics")
         weights = None
         if p.weighting == "importance" and len(chosen):
-            w = np.exp(log_w[chosen] - log_w[chosen].max())
-            weights = np.minimum(w, np.percentile(w, p.clip_percentile))
-            weights = np.maximum(weights, np.finfo(np.float64).tiny)
+            weights = np.empty(len(chosen))
+            for b in np.unique(block):  # self-normalised within each target's draw
+                mine = block == b
+                w = np.exp(scores[mine] - scores[mine].max())
+                w = np.maximum(np.minimum(w, np.percentile(w, p.clip_percentile)), np.finfo(np.float64).tiny)
+                weights[mine] = w / w.mean()
         metrics = self._metrics(ctx, feats, raw, tgt, chosen, log_w, n_tokens, tgt_len)
         metrics.update(
             eligible=int(eligible.sum()),
             filtered_by_length=int(n - eligible.sum()),
             raw_fit_rows=n if fit_rows is None else len(fit_rows),
             budget_clipped=bool(clipped),
+            **extra,
         )
-        return Selection(indices=chosen, weights=weights, scores=log_w[chosen], metrics=metrics)
+        return Selection(indices=chosen, weights=weights, scores=scores, metrics=metrics)
 
     def _draw(self, ctx: SelectionContext, keys: np.ndarray, eligible: np.ndarray) -> tuple[np.ndarray, bool]:
         """Gumbel top-k over eligible rows, optionally with per-domain quotas; rank = key order."""
@@ -233,6 +287,41 @@ class DsirSelector(Selector):
         chosen = np.concatenate(picked) if picked else np.empty(0, np.int64)
         chosen = chosen[np.lexsort((chosen, -keys[chosen]))]
         return chosen.astype(np.int64), len(chosen) < ctx.budget
+
+    def _draw_per_target(
+        self, ctx: SelectionContext, log_w: np.ndarray, eligible: np.ndarray, groups: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, bool, dict]:
+        """The reference's separate targets: quota k_t = floor(k·p_t), the last target takes the rest;
+        in turn, each draws its quota by Gumbel top-k on its own log w from the rows not yet chosen."""
+        p, names, k = self.params, list(groups), ctx.budget
+        wanted = p.target_proportions
+        if wanted is None:
+            shares = np.array([groups[t].sum() for t in names], np.float64)
+        else:
+            unknown = sorted(set(wanted) - set(names))
+            if unknown:
+                raise InputError(
+                    f"target_proportions names unknown targets {unknown}; the target's {p.target_field} "
+                    f"values are {names}",
+                    field="target_proportions",
+                )
+            shares = np.array([wanted.get(t, 0.0) for t in names], np.float64)
+        quotas = np.floor(k * shares / shares.sum()).astype(np.int64)
+        quotas[-1] = k - quotas[:-1].sum()
+        rng, free = ctx.rng(0), eligible.copy()
+        picked, blocks = [], []
+        for t, k_t in enumerate(quotas.tolist()):
+            keys = log_w[:, t] if p.mode == "topk" else log_w[:, t] + rng.gumbel(size=len(free))
+            got = gumbel_top_k(keys, np.flatnonzero(free), k_t)
+            free[got] = False
+            picked.append(got)
+            blocks.append(np.full(len(got), t, np.int64))
+        chosen, block = np.concatenate(picked), np.concatenate(blocks)
+        info = {
+            "target_quotas": dict(zip(names, quotas.tolist(), strict=True)),
+            "target_counts": {t: int((block == i).sum()) for i, t in enumerate(names)},
+        }
+        return chosen.astype(np.int64), block, len(chosen) < k, info
 
     def _metrics(self, ctx, feats, raw, tgt, chosen, log_w, n_tokens, tgt_len) -> dict:
         """KL reduction (paper §1.7, add-one smoothing on both model sides) beside random draws of the
