@@ -7,7 +7,20 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, Integer, String, Text, create_engine, event, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -68,15 +81,38 @@ class JobRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-def _create_tables(engine: Engine) -> None:
-    """Idempotent; an API and its workers may race to create the tables on a fresh database."""
+def create_tables(engine: Engine, tables: list[Table] | None = None) -> None:
+    """Create missing tables and add missing nullable columns (a catalog written by an older curate).
+
+    Idempotent; an API and its workers may race to create or alter on the same database, so a
+    failure is retried against the schema as it now is. The only migration curate needs so far:
+    new columns are always nullable, and a missing non-nullable one is refused by name.
+    """
     for attempt in range(3):
         try:
-            Base.metadata.create_all(engine)
+            Base.metadata.create_all(engine, tables=tables)
+            _add_missing_columns(engine, tables or list(Base.metadata.sorted_tables))
             return
         except DBAPIError:
             if attempt == 2:
                 raise
+
+
+def _add_missing_columns(engine: Engine, tables: list[Table]) -> None:
+    found = inspect(engine)
+    for table in tables:
+        have = {c["name"] for c in found.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not column.nullable:
+                raise RuntimeError(
+                    f"catalog table {table.name} lacks column {column.name}, which cannot be added to existing "
+                    "rows: migrate the catalog or start a new one (CURATE_DATABASE_URL)"
+                )
+            kind = column.type.compile(dialect=engine.dialect)
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {kind}')
 
 
 @lru_cache(maxsize=16)
@@ -91,7 +127,7 @@ def _engine(url: str) -> Engine:
 
     else:
         engine = create_engine(url, pool_pre_ping=True)
-    _create_tables(engine)
+    create_tables(engine)
     return engine
 
 

@@ -37,3 +37,37 @@ def test_catalog_on_postgres(postgres_url: str, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home", database_url=postgres_url)
     _exercise(settings, tmp_path)
     assert not (settings.root / "catalog.db").exists()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_catalog_from_an_older_curate_gains_the_new_columns(backend: str, tmp_path: Path, request) -> None:
+    """A session-1 catalog: mixing_steps without issued_at / expired_at. Opening it adds them, and
+    online mixing (which writes them) works on it."""
+    from sqlalchemy import MetaData, Table, create_engine, inspect
+
+    from curate import mixing
+    from tests.conftest import write_jsonl
+    from tests.odm_support import synthetic_rows
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    settings = Settings(home=tmp_path / "home", database_url=url)
+    settings.root.mkdir(parents=True)
+    new = {"issued_at", "expired_at"}
+    old = Table(
+        "mixing_steps",
+        MetaData(),
+        *[c._copy() for c in mixing.MixingStepRow.__table__.columns if c.name not in new],
+    )
+    engine = create_engine(settings.catalog_url)
+    old.create(engine)
+    assert not new & {c["name"] for c in inspect(engine).get_columns("mixing_steps")}
+    engine.dispose()
+
+    ingest(settings, write_jsonl(tmp_path / "s.jsonl", synthetic_rows()), "synth", IngestParams(embed=False))
+    sid = mixing.create_session(settings, pool="synth", params={"warmup_steps": 0})["id"]
+    batch = mixing.next_batch(settings, sid, 4, with_text=False)
+    done = mixing.feedback(settings, sid, batch["step"], {m["group"]: 1.0 for m in batch["micro_batches"]})
+    assert done["updated"] and not done["expired"]
+    engine = create_engine(settings.catalog_url)
+    assert new <= {c["name"] for c in inspect(engine).get_columns("mixing_steps")}
+    engine.dispose()

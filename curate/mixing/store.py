@@ -64,11 +64,7 @@ def catalog_engine(settings: Settings) -> Engine:
     engine = _ENGINES.get(settings.catalog_url)
     if engine is None:
         engine = catalog.engine_for(settings)
-        tables = [MixingSessionRow.__table__, MixingStepRow.__table__]
-        try:
-            Base.metadata.create_all(engine, tables=tables)
-        except Exception:  # another process created them between the check and the CREATE
-            Base.metadata.create_all(engine, tables=tables)
+        catalog.create_tables(engine, [MixingSessionRow.__table__, MixingStepRow.__table__])
         _ENGINES[settings.catalog_url] = engine
     return engine
 
