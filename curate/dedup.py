@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from curate.config import Settings
 from curate.errors import InputError
+from curate.ingest import IngestParams, ingest
 from curate.io import atomic_path
 from curate.manifest import write_manifest
 from curate.metrics import common_metrics
@@ -54,3 +57,34 @@ def run_dedup(
             tmp.rmdir()
             shutil.copytree(doc["path"], tmp)
     return doc
+
+
+def dedup_into_pool(
+    settings: Settings,
+    *,
+    pool: str,
+    into: str,
+    params: SemDedupParams | dict | None = None,
+    ingest_params: IngestParams | None = None,
+) -> tuple[dict, dict]:
+    """Deduplicate ``pool`` and ingest the kept records as pool ``into``, so selections run on them.
+
+    The kept records keep their ids, texts and domains (other fields stay behind in the source
+    pool); embeddings come from the cache by text hash, so only the clusters are recomputed.
+    Returns (the dedup manifest, the new pool's ingest report).
+    """
+    doc = run_dedup(settings, pool=pool, params=params)
+    source = Pool.load(settings, pool)
+    base = (ingest_params or IngestParams()).model_dump()
+    if base.get("embedding_field"):
+        raise InputError("dedup into a pool needs model embeddings; this pool brought its own vectors",
+                         field="dedup")  # fmt: skip
+    kept = pl.read_parquet(Path(doc["path"]) / "subset.parquet", columns=["id"])
+    columns = ["id", "text", "domain"] if source.has_domain else ["id", "text"]
+    records = source.scan().select(*columns, "row_id").join(kept.lazy(), on="id", how="semi").sort("row_id")
+    fields = {"text_field": "text", "id_field": "id", "domain_field": "domain" if source.has_domain else None}
+    with tempfile.TemporaryDirectory(dir=settings.root, prefix=".tmp-dedup-") as tmp:  # the pool keeps a copy
+        path = Path(tmp) / f"{into}.parquet"
+        records.drop("row_id").sink_parquet(path)
+        report = ingest(settings, path, into, IngestParams(**{**base, **fields}))
+    return doc, report

@@ -5,15 +5,26 @@ from __future__ import annotations
 from pathlib import Path
 
 from curate.config import Settings
+from curate.dedup import dedup_into_pool
 from curate.errors import InputError
 from curate.executors import use_executor
 from curate.ingest import IngestParams, ingest
 from curate.records import canonical_json, sha256_hex
 from curate.select import run_selection
+from curate.stages.semdedup import SemDedupParams
 from curate.target import locate_target
 from pipelines.spec import load_spec
 
-_HEADLINE = ("kl_reduction", "ot_distance", "coverage", "objective", "max_share_deviation", "selected_fraction")
+_HEADLINE = (  # dedup's, then the selectors' quality numbers
+    "removed",
+    "duplicate_fraction",
+    "kl_reduction",
+    "ot_distance",
+    "coverage",
+    "objective",
+    "max_share_deviation",
+    "selected_fraction",
+)
 
 
 def _headline(metrics: dict) -> dict:
@@ -43,12 +54,17 @@ def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
             raise InputError(exc.message, file=str(path), field=f"selections.{i}.target") from None
     ingest_params = IngestParams(**spec.ingest.model_dump(exclude={"path", "pool"}))
     report = ingest(settings, spec.ingest.path, spec.ingest.pool, ingest_params, progress=progress)
-    rows = []
+    rows, pool = [], spec.ingest.pool
+    if spec.dedup is not None:
+        pool = spec.dedup.pool or f"{spec.ingest.pool}-dedup"
+        dedup = SemDedupParams(**spec.dedup.model_dump(exclude={"pool"}))
+        doc, _ = dedup_into_pool(settings, pool=spec.ingest.pool, into=pool, params=dedup, ingest_params=ingest_params)
+        rows.append(_row("dedup", "semdedup", doc))
     with use_executor(ingest_params.executor):  # e.g. DSIR scoring on the same cluster
         for sel, target in zip(spec.selections, targets, strict=True):
             doc = run_selection(
                 settings,
-                pool=spec.ingest.pool,
+                pool=pool,
                 selector=sel.selector,
                 budget=sel.budget,
                 params=sel.params,
@@ -56,17 +72,19 @@ def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
                 target=target,
                 lineage={"pipeline": spec.name or Path(path).name, "run_id": run_id},
             )
-            rows.append(
-                {
-                    "name": sel.name or sel.selector,
-                    "selector": sel.selector,
-                    "selected": doc["budget"]["selected"],
-                    "metrics": _headline(doc["metrics"]),
-                    "manifest": doc["id"],
-                    "path": doc["path"],
-                }
-            )
-    return {"pipeline": spec.name, "run_id": run_id, "ingest": report, "selections": rows}
+            rows.append(_row(sel.name or sel.selector, sel.selector, doc))
+    return {"pipeline": spec.name, "run_id": run_id, "ingest": report, "pool": pool, "selections": rows}
+
+
+def _row(name: str, selector: str, doc: dict) -> dict:
+    return {
+        "name": name,
+        "selector": selector,
+        "selected": doc["budget"]["selected"],
+        "metrics": _headline(doc["metrics"]),
+        "manifest": doc["id"],
+        "path": doc["path"],
+    }
 
 
 def format_summary(result: dict) -> str:
@@ -78,6 +96,7 @@ def format_summary(result: dict) -> str:
     head = [
         f"pipeline {result['pipeline'] or ''} run {result['run_id']}",
         f"pool {pool['name']}: {pool['n_records']} records ({stages})",
+        *([f"selections run on the deduplicated pool {result['pool']}"] if result["pool"] != pool["name"] else []),
         "",
     ]
     table = [("selection", "selector", "selected", "metrics", "manifest path")]

@@ -10,11 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from curate.errors import InputError
 from curate.ingest import IngestParams
 from curate.selectors.base import get_selector, parse_budget, parse_params
+from curate.stages.semdedup import SemDedupParams
 
 
 class IngestSpec(IngestParams):
     path: str = Field(description="Input file, relative to the pipeline file.")
     pool: str = Field(description="Pool name.")
+
+
+class DedupSpec(SemDedupParams):
+    """Semantic dedup after ingest; the kept records become a pool that every selection runs on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool: str | None = Field(None, description="Name of the deduplicated pool; default '<ingest.pool>-dedup'.")
 
 
 class SelectionSpec(BaseModel):
@@ -33,6 +42,7 @@ class PipelineSpec(BaseModel):
 
     name: str | None = None
     ingest: IngestSpec
+    dedup: DedupSpec | None = None
     selections: list[SelectionSpec] = Field(default_factory=list)
 
 

@@ -99,3 +99,31 @@ def test_dedup_needs_clusters(settings, tmp_path):
     assert proc.returncode == 2 and "clusters" in proc.stderr
     proc = run_cli("dedup", "--pool", "bare", "--eps", "2", home=settings.home)
     assert proc.returncode == 2 and "eps" in proc.stderr
+
+
+def test_pipeline_dedups_then_selects_on_the_kept_records(tmp_path):
+    """`dedup:` in a pipeline file: the kept records become pool '<pool>-dedup' (ids, texts and
+    domains carried over) and every selection runs on it."""
+    import yaml
+
+    titles = [json.loads(line)["title"] for line in PAPERS.read_text().splitlines()][:40]
+    rows = [{"id": f"t{i}", "text": t, "domain": f"d{i % 2}"} for i, t in enumerate(titles)]
+    rows += [{"id": f"copy{i}", "text": titles[i] + ".", "domain": "d0"} for i in range(0, 10, 2)]
+    write_jsonl(tmp_path / "pool.jsonl", rows)
+    spec = {
+        "ingest": {"path": "pool.jsonl", "pool": "small", "clusters": 2},
+        "dedup": {"eps": 0.1, "keep": "first"},
+        "selections": [{"selector": "stratified", "budget": 1.0, "params": {"by": "domain"}}],
+    }
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(spec))
+    proc = run_cli("run", str(tmp_path / "p.yaml"), "--json", home=tmp_path / "home")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["pool"] == "small-dedup"
+    dedup, selection = result["selections"]
+    assert dedup["selector"] == "semdedup" and dedup["metrics"]["removed"] == 5
+    doc = json.loads((Path(selection["path"]) / "manifest.json").read_text())
+    assert doc["pool"]["name"] == "small-dedup" and doc["pool"]["n_records"] == 40
+    subset = pl.read_parquet(Path(selection["path"]) / "subset.parquet")
+    assert set(subset["id"]) == {f"t{i}" for i in range(40)}
+    assert subset.sort("id").filter(pl.col("id") == "t1")["domain"].to_list() == ["d1"]
