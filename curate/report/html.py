@@ -129,28 +129,27 @@ def _histograms(data: dict) -> str:
             continue
         series = {"pool": h["pool"], "selection": h["selection"], "target": h["target"]}
         svg = plots.grouped_bars(f"hist-{kind}", h["names"], series, f"Share of records per {kind}", "share")
-        parts.append(
-            f'<section id="{kind}s"><h2>{kind.title()}s: pool vs selection vs target</h2>'
-            f"<figure>{svg}</figure></section>"
-        )
+        parts.append(_section(f"{kind}s", f"{kind.title()}s: pool vs selection vs target", f"<figure>{svg}</figure>"))
     return "".join(parts)
+
+
+def _section(anchor: str, heading: str, body: str) -> str:
+    return f'<section id="{anchor}"><h2>{heading}</h2>{body}</section>'
 
 
 def _map(data: dict) -> str:
     if not data.get("map"):
         return ""
-    return (
-        f'<section id="map"><h2>Embedding map</h2><figure>{plots.scatter_map("map", data["map"])}</figure></section>'
-    )
+    return _section("map", "Embedding map", f"<figure>{plots.scatter_map('map', data['map'])}</figure>")
 
 
 def _weights(data: dict) -> str:
     w = data["weights"]
     if not w.get("n"):
-        return '<section id="weights"><h2>Weights</h2><p class="note">empty selection</p></section>'
+        return _section("weights", "Weights", '<p class="note">empty selection</p>')
     svg = plots.histogram("weights", {"selection": w}, "Weight distribution (mean 1)", "weight", density=False)
     stats = _kv([(k, _num(w[k])) for k in ("n", "mean", "std", "min", "median", "max")])
-    return f'<section id="weights"><h2>Weights</h2><figure>{svg}</figure>{stats}</section>'
+    return _section("weights", "Weights", f"<figure>{svg}</figure>{stats}")
 
 
 def _scores(data: dict) -> str:
@@ -180,15 +179,13 @@ def _scores(data: dict) -> str:
         )
         parts.append(f"<figure>{svg}</figure>")
     body = "".join(parts) or '<p class="note">no per-record scores available</p>'
-    return f'<section id="scores"><h2>Scores</h2>{body}</section>'
+    return _section("scores", "Scores", body)
 
 
 def _odm(data: dict) -> str:
     if not data.get("odm"):
         return ""
-    return (
-        f'<section id="odm"><h2>Online mixing</h2><figure>{plots.mixture_lines("odm", data["odm"])}</figure></section>'
-    )
+    return _section("odm", "Online mixing", f"<figure>{plots.mixture_lines('odm', data['odm'])}</figure>")
 
 
 def diff_section(d: dict) -> str:
@@ -207,7 +204,7 @@ def diff_section(d: dict) -> str:
     svg = plots.grouped_bars(
         "diff-domains", ds["names"], {"a": ds["a"], "b": ds["b"]}, "Domain share: A vs B", "share"
     )
-    return f'<section id="diff"><h2>Comparison with another manifest</h2>{_kv(rows)}<figure>{svg}</figure></section>'
+    return _section("diff", "Comparison with another manifest", f"{_kv(rows)}<figure>{svg}</figure>")
 
 
 def render_report(data: dict, diff: dict | None = None) -> str:

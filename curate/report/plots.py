@@ -50,6 +50,11 @@ def grouped_bars(key: str, names: list[str], series: dict[str, list | None], tit
         ax.set_xticks(x, names, rotation=30 if max(map(len, names), default=0) > 6 else 0, ha="right")
     else:
         ax.set_xlabel(f"{len(names)} categories, in order")
+    return _finish(fig, ax, key, title, ylabel)
+
+
+def _finish(fig: Figure, ax, key: str, title: str, ylabel: str) -> str:
+    """The house style of the bar and histogram charts: titled, unframed legend, open top and right."""
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(frameon=False)
@@ -88,11 +93,7 @@ def histogram(key: str, series: dict[str, dict], title: str, xlabel: str, densit
         ax.stairs(counts, edges, label=f"{label} (n={stats['n']})", color=COLORS.get(label, "#d9480f"),
                   fill=len(series) == 1, alpha=0.8)  # fmt: skip
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of records" if density else "records")
-    ax.set_title(title)
-    ax.legend(frameon=False)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _svg(fig, key)
+    return _finish(fig, ax, key, title, "share of records" if density else "records")
 
 
 def mixture_lines(key: str, odm: dict) -> str:

@@ -137,10 +137,11 @@ def target_groups(target: Target, params: NgramParams, field: str) -> tuple[dict
     tokens = texts = 0
     for batch, labels in target.iter_labelled(field):
         counts, n_tokens = featurize(batch, params)
-        label_of = labels.to_numpy()
-        for name in labels.unique(maintain_order=True).to_list():
-            part = np.asarray(counts[np.flatnonzero(label_of == name)].sum(axis=0), np.float64).ravel()
-            totals[name] = totals[name] + part if name in totals else part
+        names, codes = np.unique(labels.to_numpy(), return_inverse=True)
+        member = sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(names), len(codes)))
+        per_label = np.asarray((member @ counts).todense(), np.float64)  # one sparse product for all labels
+        for name, row in zip(names.tolist(), per_label, strict=True):
+            totals[name] = totals[name] + row if name in totals else row
         tokens, texts = tokens + int(n_tokens.sum()), texts + len(n_tokens)
     return totals, tokens / max(texts, 1)
 

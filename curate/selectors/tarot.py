@@ -97,6 +97,7 @@ class Neighbours:
 
     ids: np.ndarray  # (M, K) int64
     sims: np.ndarray  # (M, K) float32
+    _first: dict = field(default_factory=dict, repr=False, compare=False)  # n → first_layer's (read-only) arrays
 
     @classmethod
     def build(cls, cand: np.ndarray, tgt: np.ndarray, k: int) -> Neighbours:
@@ -138,13 +139,16 @@ class Neighbours:
         return first
 
     def first_layer(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(first layer each candidate appears in — K if never, its best similarity to any target)."""
-        depth = self.ids.shape[1]
-        first = np.full(n, depth, np.int64)
-        np.minimum.at(first, self.ids.ravel(), np.tile(np.arange(depth), len(self.ids)))
-        best = np.full(n, -np.inf, np.float32)
-        np.maximum.at(best, self.ids.ravel(), self.sims.ravel())
-        return first, best
+        """(first layer each candidate appears in — K if never, its best similarity to any target).
+        Computed once (two scatter passes over M·K entries); fixed_size and the selector both read it."""
+        if n not in self._first:
+            depth = self.ids.shape[1]
+            first = np.full(n, depth, np.int64)
+            np.minimum.at(first, self.ids.ravel(), np.tile(np.arange(depth), len(self.ids)))
+            best = np.full(n, -np.inf, np.float32)
+            np.maximum.at(best, self.ids.ravel(), self.sims.ravel())
+            self._first[n] = (first, best)
+        return self._first[n]
 
 
 def fixed_size(
