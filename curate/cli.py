@@ -26,6 +26,12 @@ def _emit(ctx_json: bool, payload: dict, human: str) -> None:
         click.echo(human)
 
 
+def _warn(payload: dict) -> None:
+    """A result's ``warnings`` on stderr (they are in the JSON too), so a mistake is never silent."""
+    for warning in payload.get("warnings") or []:
+        click.echo(f"warning: {warning}", err=True)
+
+
 def command(group: click.Group, name: str | None = None, **kw):
     """A subcommand with the shared --json/--home options and the exit-code contract."""
 
@@ -131,6 +137,7 @@ def ingest_cmd(settings: Settings, as_json: bool, path: Path, pool: str, **opts)
         report = ingest(settings, path, pool, params, progress=bars)
     finally:
         bars.close()
+    _warn(report)
     _emit(as_json, report, _ingest_summary(report))
 
 
@@ -150,9 +157,10 @@ def parse_param_pairs(pairs: tuple[str, ...]) -> dict:
 
 def _manifest_summary(doc: dict) -> str:
     metrics = ", ".join(f"{k}={v}" for k, v in doc["metrics"].items() if not isinstance(v, dict))
+    note = f"\n  {doc['budget_note']}" if doc.get("budget_note") else ""
     return (
         f"manifest {doc['id']}\n  selector {doc['selector']['name']}: selected {doc['budget']['selected']}"
-        f" of {doc['pool']['n_records']} (requested {doc['budget']['requested']}), seed {doc['seed']}\n"
+        f" of {doc['pool']['n_records']} (requested {doc['budget']['requested']}), seed {doc['seed']}{note}\n"
         f"  metrics: {metrics}\n  path: {doc['path']}"
     )
 
@@ -192,6 +200,7 @@ def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target
             target=target,
             out=out,
         )
+    _warn(doc)
     _emit(as_json, doc, _manifest_summary(doc))
 
 
@@ -235,6 +244,23 @@ def selectors_cmd(settings: Settings, as_json: bool) -> None:
 @main.group("manifest")
 def manifest_group() -> None:
     """Show, verify, export, report on and compare manifests."""
+
+
+@command(manifest_group, "list")
+@click.option("--pool", default=None, help="Only this pool's manifests (name or id).")
+@click.option("--selector", default=None, help="Only this selector's manifests.")
+def manifest_list(settings: Settings, as_json: bool, pool: str | None, selector: str | None) -> None:
+    """List the catalogued manifests, oldest first: id, pool, selector, size, path."""
+    from curate.manifest import list_manifests
+
+    rows = list_manifests(settings, pool=pool, selector=selector)
+    table = [("id", "pool", "selector", "selected", "created", "path")] + [
+        (r["id"][:12], r["pool"], r["selector"], f"{r['selected']}/{r['n_records']}", r["created_at"], r["path"])
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
+    human = "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
+    _emit(as_json, {"manifests": rows, "count": len(rows)}, human if rows else "no manifests yet")
 
 
 @command(manifest_group, "show")

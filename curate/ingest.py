@@ -23,7 +23,7 @@ from curate.config import Settings
 from curate.errors import ConflictError, InputError
 from curate.executors import ExecutorSpec, use_executor
 from curate.io import read_chunks, write_json
-from curate.pool import Pool
+from curate.pool import Pool, replaced_feature
 from curate.records import RECORDS_SCHEMA, Fingerprint, canonical_json, sha256_hex
 from curate.stages.base import Stage
 from curate.stages.cluster import ClusterParams, ClusterStage
@@ -109,8 +109,9 @@ def ingest(
         pool = _commit(settings, tmp, name, pool_id, fingerprint, report, params)
         report["read"]["seconds"] = round(time.perf_counter() - started, 3)
         parts = sorted(vectors_tmp.glob("*.npy")) if vectors_tmp.exists() else None
+        report["warnings"] = []
         with use_executor(params.executor):
-            report["stages"] = _run_stages(pool, params, parts, progress)
+            report["stages"] = _run_stages(pool, params, parts, progress, report["warnings"])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(vectors_tmp, ignore_errors=True)
@@ -215,12 +216,16 @@ def _commit(settings, tmp, name, pool_id, fingerprint, report, params) -> Pool:
     return Pool.load(settings, pool_id)
 
 
-def _run_stages(pool: Pool, params: IngestParams, vector_parts: list[Path] | None, progress: ProgressFn) -> dict:
+def _run_stages(
+    pool: Pool, params: IngestParams, vector_parts: list[Path] | None, progress: ProgressFn, warnings: list[str]
+) -> dict:
     stages: dict[str, dict] = {}
 
     def run(kind: str, stage: Stage) -> dict:
+        before = pool.stage_info(kind)
         out = stage.run(pool, lambda done, total: progress(kind, done, total))
-        pool.set_feature(kind, Path(out["path"]))
+        if pool.set_feature(kind, Path(out["path"])) and before is not None:
+            warnings.append(replaced_feature(kind, before, out))
         return out
 
     stages["ngrams"] = run("ngrams", NgramStage(params.ngrams))
@@ -231,6 +236,7 @@ def _run_stages(pool: Pool, params: IngestParams, vector_parts: list[Path] | Non
     elif params.embed:
         stages["embed"] = run("embed", EmbedStage(EmbedParams(model=params.model)))
     if "embed" in stages and params.clusters != 0:
-        cluster = ClusterStage(ClusterParams(k=params.clusters, seed=params.seed), Path(stages["embed"]["path"]))
+        k = params.clusters if params.clusters is not None else (pool.stage_info("cluster") or {}).get("k")
+        cluster = ClusterStage(ClusterParams(k=k, seed=params.seed), Path(stages["embed"]["path"]))
         stages["cluster"] = run("cluster", cluster)
     return stages

@@ -26,6 +26,7 @@ from curate.io import atomic_path
 from curate.pool import Pool
 from curate.records import canonical_json, sha256_hex
 from curate.selectors.base import Selection
+from curate.target import Target
 
 MANIFEST_VERSION = 1
 SUBSET_SCHEMA = pa.schema(
@@ -45,16 +46,35 @@ class ManifestError(InputError):
     code = "manifest_invalid"
 
 
-def manifest_id(pool_fp: str, selector: dict, params: dict, budget: int | float, seed: int, target_fp: str | None):
+def manifest_id(pool: dict, selector: dict, params: dict, budget: int | float | str, seed: int, target: dict | None):
+    """sha256 of the canonical JSON of every input that changes the answer, read from the refs as
+    manifest.json records them (so ``verify`` recomputes it from the file alone).
+
+    DESIGN.md's fields {pool.fingerprint, selector, params, budget, seed, target.fingerprint}, plus,
+    since issue 16, the pool id and what each pool feature was computed with (config hash, model
+    hash, k): two pools of one file clustered differently are two answers. A manifest written before
+    (its pool ref has no ``features``) keeps the original formula, so it still verifies.
+    """
+    extended = "features" in pool
+    keys = ("fingerprint", "id", "features") if extended else ("fingerprint",)
     payload = {
-        "pool": {"fingerprint": pool_fp},
+        "pool": {k: pool[k] for k in keys},
         "selector": selector,
         "params": params,
         "budget": budget,
         "seed": seed,
-        "target": {"fingerprint": target_fp} if target_fp else None,
+        "target": None,
     }
+    if target:
+        payload["target"] = {"fingerprint": target["fingerprint"]}
+        if extended and "features" in target:
+            payload["target"]["features"] = target["features"]
     return sha256_hex(canonical_json(payload))
+
+
+def pool_ref(pool: Pool) -> dict:
+    """The manifest's ``pool`` entry: DESIGN.md's {id, name, fingerprint, n_records} + ``features``."""
+    return {**pool.ref(), "features": pool.feature_refs()}
 
 
 def software() -> dict:
@@ -122,30 +142,46 @@ def write_manifest(
     selection: Selection,
     metrics: dict,
     lineage: dict | None = None,
+    warnings: list[str] | None = None,
+    budget_note: str | None = None,
+    target_source: Target | None = None,
 ) -> tuple[dict, bool]:
-    """Write the manifest unless it exists; returns (manifest.json content, created?)."""
-    mid = manifest_id(pool.fingerprint, selector, params, budget["requested"], seed, target and target["fingerprint"])
+    """Write the manifest unless it exists; returns (manifest.json content, created?).
+
+    ``target_source`` (the resolved target) is copied into the folder (``target/``), so the
+    manifest keeps what it was selected against even when the file or pool is gone.
+    """
+    ref = pool_ref(pool)
+    mid = manifest_id(ref, selector, params, budget["requested"], seed, target)
     dest = settings.manifests_dir / mid
     if (dest / "manifest.json").exists():
         return read_manifest(dest), False
     table = build_subset(pool, selection)
     with atomic_path(dest, directory=True, overwrite=False) as tmp:
         pq.write_table(table, tmp / "subset.parquet", compression="zstd", write_statistics=True)
+        files = [_file_entry(tmp / "subset.parquet", tmp, table.num_rows)]
+        if target_source is not None:
+            copied = target_source.write_copy(tmp, pool)
+            files += [_file_entry(tmp / rel, tmp, rows) for rel, rows in copied.pop("files")]
+            target = {**target, **copied}
         doc = {
             "manifest_version": MANIFEST_VERSION,
             "id": mid,
             "created_at": datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            "pool": pool.ref(),
+            "pool": ref,
             "target": target,
             "selector": {**selector, "params": params},
             "budget": budget,
             "seed": seed,
             "mixture": selection.mixture,
             "metrics": metrics,
-            "files": [_file_entry(tmp / "subset.parquet", tmp, table.num_rows)],
+            "files": files,
             "lineage": {"parents": [], **(lineage or {})},
             "software": software(),
+            "warnings": list(warnings or []),
         }
+        if budget_note:
+            doc["budget_note"] = budget_note
         (tmp / "manifest.json").write_text(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     with catalog.session(settings) as db:
         if db.get(catalog.ManifestRow, mid) is None:
@@ -162,19 +198,56 @@ def write_manifest(
     return read_manifest(dest), True
 
 
+MIN_PREFIX = 4  # 16 bits: unique among a few hundred manifests; an ambiguous prefix is an error, never a guess
+
+
 def locate(settings: Settings, id_or_dir: str) -> Path:
-    """A manifest folder from a path, a full id, or an unambiguous id prefix (≥ 6 characters)."""
+    """A manifest folder from a path, a full id, or an unambiguous id prefix (≥ 4 characters)."""
     path = Path(id_or_dir).expanduser()
     if (path / "manifest.json").is_file():
         return path.resolve()
     root = settings.manifests_dir
-    if len(id_or_dir) >= 6 and root.is_dir() and all(c in "0123456789abcdef" for c in id_or_dir):
+    is_hex = bool(id_or_dir) and all(c in "0123456789abcdef" for c in id_or_dir)
+    if is_hex and len(id_or_dir) < MIN_PREFIX:
+        raise InputError(f"manifest id prefix '{id_or_dir}' is too short: give at least {MIN_PREFIX} characters",
+                         field="manifest")  # fmt: skip
+    if is_hex and root.is_dir():
         hits = [p for p in root.iterdir() if p.name.startswith(id_or_dir) and (p / "manifest.json").exists()]
         if len(hits) == 1:
             return hits[0]
         if len(hits) > 1:
             raise InputError(f"manifest id prefix '{id_or_dir}' is ambiguous ({len(hits)} matches)", field="manifest")
     raise NotFoundError(f"no manifest '{id_or_dir}' (not a folder with manifest.json, nor a known id)")
+
+
+def list_manifests(settings: Settings, *, pool: str | None = None, selector: str | None = None) -> list[dict]:
+    """Catalogued manifests whose folder exists, oldest first, with the pool's name as recorded."""
+    pool_id = pool
+    if pool:
+        try:
+            pool_id = catalog.get_pool(settings, pool).id
+        except NotFoundError:
+            pool_id = pool  # the id of a replaced pool still names its manifests
+    out = []
+    for row in catalog.list_manifests(settings, pool_id=pool_id, selector=selector):
+        folder = Path(row.path)
+        if not (folder / "manifest.json").is_file():
+            continue
+        doc = read_manifest(folder)
+        out.append(
+            {
+                "id": row.id,
+                "pool": doc["pool"]["name"],
+                "pool_id": row.pool_id,
+                "selector": row.selector,
+                "selected": row.selected,
+                "n_records": doc["pool"]["n_records"],
+                "seed": row.seed,
+                "created_at": row.created_at.isoformat() if row.created_at else doc.get("created_at"),
+                "path": str(folder),
+            }
+        )
+    return out
 
 
 def read_manifest(path: Path) -> dict:
@@ -202,12 +275,12 @@ def verify(path: Path) -> list[str]:
             problems.append(f"{entry['path']}: sha256 {actual['sha256'][:12]}…, manifest says {entry['sha256'][:12]}…")
     sel = doc["selector"]
     expected = manifest_id(
-        doc["pool"]["fingerprint"],
+        doc["pool"],
         {k: v for k, v in sel.items() if k != "params"},
         sel["params"],
         doc["budget"]["requested"],
         doc["seed"],
-        (doc.get("target") or {}).get("fingerprint"),
+        doc.get("target"),
     )
     if expected != doc["id"]:
         problems.append(f"id {doc['id'][:12]}… does not match its contents (expected {expected[:12]}…)")

@@ -15,6 +15,7 @@ from curate import catalog
 from curate.config import Settings
 from curate.errors import InputError
 from curate.io import locked, write_json
+from curate.records import canonical_json, sha256_hex
 from curate.stages.ngrams import NgramFeatures
 
 
@@ -95,14 +96,39 @@ class Pool:
         rel = self.info.get("features", {}).get(kind)
         return self.features_root / rel if rel else None
 
-    def set_feature(self, kind: str, path: Path) -> None:
+    def set_feature(self, kind: str, path: Path) -> str | None:
         """Re-read and merge under a lock: two ingest jobs on one pool (different stages, different
-        workers) must not drop each other's feature pointer."""
+        workers) must not drop each other's feature pointer. Returns the folder it replaced, if any."""
         with locked(self.dir / ".pool.json.lock"):
             info = json.loads((self.dir / "pool.json").read_text())
-            info.setdefault("features", {})[kind] = path.name
+            previous = info.setdefault("features", {}).get(kind)
+            info["features"][kind] = path.name
             write_json(self.dir / "pool.json", info)
         self.info = info
+        return previous if previous != path.name else None
+
+    def stage_info(self, kind: str) -> dict | None:
+        """The stage.json of the pool's current ``kind`` feature (its config and stats)."""
+        path = self.feature_path(kind)
+        if path is None or not (path / "stage.json").exists():
+            return None
+        return json.loads((path / "stage.json").read_text())
+
+    def feature_refs(self) -> dict:
+        """What each present feature was computed with, as a manifest records it (and hashes into its
+        id): the config hash, plus the model's content hash for embeddings and k for clusters."""
+        out = {}
+        for kind in sorted(self.info.get("features", {})):
+            info = self.stage_info(kind)
+            if info is None:
+                continue
+            ref = {"config": sha256_hex(canonical_json(info["config"]))}
+            if kind == "embed":
+                ref["model"] = info.get("model_key") or info.get("model")
+            if kind == "cluster":
+                ref["k"] = info.get("k")
+            out[kind] = ref
+        return out
 
     def _require(self, kind: str, hint: str) -> Path:
         path = self.feature_path(kind)
@@ -128,3 +154,20 @@ class Pool:
     def has_feature(self, kind: str) -> bool:
         path = self.feature_path(kind)
         return path is not None and (path / "stage.json").exists()
+
+
+def replaced_feature(kind: str, before: dict, after: dict) -> str:
+    """The warning an ingest gives when it swaps a feature the pool had (issue 16: re-clustering
+    a pool silently changed what every later selection saw)."""
+
+    def what(info: dict) -> str:
+        if kind == "cluster":
+            return f"k={info.get('k')}"
+        if kind == "embed":
+            return f"model {info.get('model')}"
+        return f"config {json.dumps(info.get('config', {}).get('params'), sort_keys=True)}"
+
+    return (
+        f"{kind}: replaced {what(before)} with {what(after)}; manifests made before keep their ids and files, "
+        f"new selections on this pool use the new {kind} (pass the old setting to get the old one back)"
+    )

@@ -9,12 +9,14 @@ from pathlib import Path
 from curate.config import Settings
 from curate.errors import InputError
 from curate.io import atomic_path
-from curate.manifest import manifest_id, read_manifest, write_manifest
+from curate.manifest import manifest_id, pool_ref, read_manifest, write_manifest
 from curate.metrics import common_metrics
 from curate.pool import Pool
 from curate.selectors.base import (
     SelectionContext,
     SelectorParams,
+    budget_warnings,
+    describe_budget,
     get_selector,
     parse_budget,
     parse_params,
@@ -43,7 +45,7 @@ def run_selection(
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise InputError(f"seed must be an integer, got {seed!r}", field="seed")
     the_pool = Pool.load(settings, pool)
-    the_target = resolve_target(settings, target)
+    the_target = resolve_target(settings, target, domain_fields=(the_pool.info["fields"].get("domain"), "domain"))
     if the_target is not None and not cls.uses_target:
         raise InputError(f"selector '{cls.name}' does not use a target; drop --target", field="target")
     if the_target is None and cls.requires_target:
@@ -57,7 +59,7 @@ def run_selection(
     params_json = resolved.model_dump(mode="json")
     target_ref = the_target.ref() if the_target else None
     existing = settings.manifests_dir / manifest_id(
-        the_pool.fingerprint, sel_ref, params_json, requested, seed, target_ref and target_ref["fingerprint"]
+        pool_ref(the_pool), sel_ref, params_json, requested, seed, target_ref
     )
     if (existing / "manifest.json").exists():
         doc = read_manifest(existing)
@@ -67,17 +69,21 @@ def run_selection(
         )
         selection = cls(resolved).select(ctx)
         metrics = {**common_metrics(the_pool, selection.indices, clipped), **selection.metrics}
+        selected = int(len(selection.indices))
         doc, _ = write_manifest(
             settings,
             pool=the_pool,
             selector=sel_ref,
             params=params_json,
-            budget={"requested": requested, "selected": int(len(selection.indices))},
+            budget={"requested": requested, "selected": selected},
             seed=seed,
             target=target_ref,
             selection=selection,
             metrics=metrics,
             lineage=lineage,
+            warnings=budget_warnings(requested, the_pool.n_records, k, selected),
+            budget_note=describe_budget(requested, the_pool.n_records, k),
+            target_source=the_target,
         )
     if out is not None:
         src = Path(doc["path"])

@@ -80,7 +80,7 @@ def run_ingest_job(settings: Settings, params: dict, report: Reporter) -> dict:
     out = ingest(settings, params["source"], params["name"], IngestParams(**params["ingest"]), progress=progress)
     stages = {k: {"cached": bool(v.get("cached"))} for k, v in out.get("stages", {}).items()}
     pool = {k: v for k, v in out["pool"].items() if k != "path"}  # job results never show server paths
-    return {"pool": pool, "stages": stages}
+    return {"pool": pool, "stages": stages, "warnings": out.get("warnings", [])}
 
 
 def run_selection_job(settings: Settings, params: dict, report: Reporter) -> dict:
@@ -105,6 +105,7 @@ def run_selection_job(settings: Settings, params: dict, report: Reporter) -> dic
         "pool": doc["pool"]["id"],
         "selector": doc["selector"]["name"],
         "metrics": doc["metrics"],
+        "warnings": doc.get("warnings", []),
     }
 
 

@@ -25,26 +25,16 @@ from curate import catalog
 from curate.config import Settings
 from curate.errors import InputError, NotFoundError
 from curate.manifest import SUBSET_SCHEMA, export, read_manifest
+from curate.manifest import list_manifests as catalogued
 from curate.report import cached_report, render_diff
 from curate.report import diff as diff_manifests
 
 router = APIRouter(tags=["manifests"])
 ManifestId = PathParam(
-    pattern=r"^[0-9a-f]{6,64}$", description="Full id or a unique prefix (≥ 6).", examples=[MANIFEST_ID]
+    pattern=r"^[0-9a-f]{4,64}$", description="Full id or a unique prefix (≥ 4).", examples=[MANIFEST_ID]
 )
 MEDIA = {"parquet": "application/vnd.apache.parquet", "jsonl": "application/x-ndjson", "csv": "text/csv"}
 BATCH_ROWS = 16_384
-
-
-def _summary(row: catalog.ManifestRow) -> dict:
-    return {
-        "id": row.id,
-        "pool_id": row.pool_id,
-        "selector": row.selector,
-        "selected": row.selected,
-        "seed": row.seed,
-        "created_at": row.created_at.isoformat() if row.created_at else None,
-    }
 
 
 def find(settings: Settings, manifest_id: str) -> Path:
@@ -67,16 +57,9 @@ def list_manifests(
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0),
 ) -> dict:
-    settings = request.app.state.settings
-    pool_id = pool
-    if pool:
-        try:
-            pool_id = catalog.get_pool(settings, pool).id
-        except NotFoundError:
-            pool_id = pool  # an id of a replaced pool still names its manifests
-    rows = catalog.list_manifests(settings, pool_id=pool_id, selector=selector)
-    rows = [r for r in rows if (Path(r.path) / "manifest.json").is_file()]
-    return {"data": [_summary(r) for r in rows[offset : offset + limit]], "count": len(rows)}
+    rows = catalogued(request.app.state.settings, pool=pool, selector=selector)
+    keys = ("id", "pool_id", "selector", "selected", "seed", "created_at")
+    return {"data": [{k: r[k] for k in keys} for r in rows[offset : offset + limit]], "count": len(rows)}
 
 
 @router.get("/manifests/{manifest_id}", dependencies=[READ], responses=errors(401, 403, 404, 422))
@@ -166,7 +149,7 @@ def download_subset(
 def manifest_report(
     request: Request,
     manifest_id: str = ManifestId,
-    diff: str | None = Query(None, pattern=r"^[0-9a-f]{6,64}$", description="Add a comparison with this manifest."),
+    diff: str | None = Query(None, pattern=r"^[0-9a-f]{4,64}$", description="Add a comparison with this manifest."),
 ) -> Response:
     settings: Settings = request.app.state.settings
     folder = find(settings, manifest_id)
@@ -184,7 +167,7 @@ def manifest_report(
 def manifest_diff(
     request: Request,
     manifest_id: str = ManifestId,
-    other_id: str = PathParam(pattern=r"^[0-9a-f]{6,64}$", description="The manifest to compare with."),
+    other_id: str = PathParam(pattern=r"^[0-9a-f]{4,64}$", description="The manifest to compare with."),
     format: Literal["json", "html"] = "json",  # noqa: A002 — same name as the subset route's
 ) -> Response:
     settings: Settings = request.app.state.settings

@@ -158,3 +158,32 @@ def resolve_budget(requested: int | float | str, n: int) -> tuple[int, bool]:
         return n, False
     k = math.floor(requested * n) if isinstance(requested, float) else int(requested)
     return min(k, n), k > n
+
+
+def describe_budget(requested: int | float | str, n: int, k: int) -> str:
+    """The budget rule, said back to the caller: an int is a count, a float a fraction of the pool."""
+    if requested == "auto":
+        return f"budget auto: the selector chooses how many of the {n} records to keep"
+    if isinstance(requested, float):
+        return (
+            f"budget {requested!r} is a fraction of the pool: floor({requested!r} × {n}) = {k} records"
+            f" (an integer is a count: 1 means one record, 1.0 the whole pool)"
+        )
+    return f"budget {requested} is a count of records (a fraction needs a decimal point: 1.0 is the whole pool)"
+
+
+def budget_warnings(requested: int | float | str, n: int, k: int, selected: int) -> list[str]:
+    """What a caller should hear about a budget that did not mean what it probably meant."""
+    out = []
+    if isinstance(requested, int) and requested > n:
+        out.append(f"budget {requested} exceeds the pool's {n} records: the whole pool was selected")
+    if requested == 0:
+        out.append("budget 0 selects nothing: the manifest is empty")
+    elif isinstance(requested, float) and k == 0:
+        out.append(f"budget {requested!r} of {n} records rounds down to 0: the manifest is empty")
+    elif k > 0 and selected < k:
+        out.append(
+            f"the selector returned {selected} of the {k} records asked for"
+            + (" (the manifest is empty)" if selected == 0 else "")
+        )
+    return out

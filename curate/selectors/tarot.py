@@ -10,7 +10,6 @@ ALGORITHMS.md §2; ``compat="reference"`` reproduces the reference code's choice
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -324,35 +323,8 @@ def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def target_embeddings(ctx: SelectionContext) -> np.ndarray:
-    """Target vectors in the pool's embedding space: a target pool's own embeddings when it has
-    them, else its texts encoded with the model that embedded the candidate pool."""
-    from curate.stages.embed import EmbedParams, encode
-
-    target = ctx.target
-    if target.pool is not None and target.pool.has_feature("embed"):
-        return np.asarray(target.pool.embeddings(), np.float32)
-    model = _pool_model(ctx)
-    texts = [t for batch in target.iter_texts() for t in batch.to_list()]
-    if not texts:
-        raise InputError("the target has no texts", field="target")
-    return encode(texts, EmbedParams(model=model) if model else EmbedParams())
-
-
-def _pool_model(ctx: SelectionContext) -> str | None:
-    """The model named in the pool's embed stage record; an error for bring-your-own vectors."""
-    path = ctx.pool.feature_path("embed")
-    try:
-        info = json.loads((path / "stage.json").read_text())
-    except (OSError, TypeError, ValueError):
-        return None
-    model = info.get("model")
-    if not model or str(model).startswith("field:"):
-        raise InputError(
-            "the pool's vectors were not made by a model, so target texts cannot be embedded alike: "
-            "give as target a pool ingested with the same vectors",
-            field="target",
-        )
-    return model
+    """Target vectors in the pool's embedding space (computed once per target; see curate.target)."""
+    return ctx.target.embeddings(ctx.pool)
 
 
 @register
