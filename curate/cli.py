@@ -156,7 +156,9 @@ def parse_param_pairs(pairs: tuple[str, ...]) -> dict:
 
 
 def _manifest_summary(doc: dict) -> str:
-    metrics = ", ".join(f"{k}={v}" for k, v in doc["metrics"].items() if not isinstance(v, dict))
+    from curate.quality import format_headline
+
+    metrics = format_headline(doc["metrics"])  # each with its random baseline and which way is better
     note = f"\n  {doc['budget_note']}" if doc.get("budget_note") else ""
     return (
         f"manifest {doc['id']}\n  selector {doc['selector']['name']}: selected {doc['budget']['selected']}"

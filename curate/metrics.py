@@ -1,4 +1,5 @@
-"""Selection-quality numbers shared by selectors, manifests and reports."""
+"""Selection-quality math shared by selectors, manifests and reports; the metrics built on it, each
+defined once for manifests and reports alike, are in ``curate.quality``."""
 
 from __future__ import annotations
 
@@ -84,3 +85,6 @@ def mean_nn_distance(
         dist, _ = index.search(block, 1)
         total += float(np.sqrt(np.maximum(dist[:, 0], 0.0)).sum(dtype=np.float64))
     return total / max(len(rows), 1)
+
+
+# --- the registry ------------------------------------------------------------------------------

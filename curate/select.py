@@ -6,12 +6,15 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from curate.config import Settings
 from curate.errors import InputError
 from curate.io import atomic_path
 from curate.manifest import manifest_id, pool_ref, read_manifest, write_manifest
 from curate.metrics import common_metrics
 from curate.pool import Pool
+from curate.quality import MetricInputs, compute_all, manifest_metrics, target_vectors
 from curate.selectors.base import (
     SelectionContext,
     SelectorParams,
@@ -68,7 +71,12 @@ def run_selection(
             the_pool, k, seed, the_target, progress or (lambda fraction, message: None), requested == "auto"
         )
         selection = cls(resolved).select(ctx)
-        metrics = {**common_metrics(the_pool, selection.indices, clipped), **selection.metrics}
+        ctx.progress(0.95, "metrics")
+        vectors = target_vectors(the_pool, the_target, compute=False)  # never encodes: only what is at hand
+        inputs = MetricInputs(the_pool, the_target, seed, target_embeddings=vectors)
+        quality = manifest_metrics(compute_all(inputs, np.asarray(selection.indices, np.int64), when_ready=True))
+        # the shared metrics win over a selector's own number of the same name: one definition
+        metrics = {**common_metrics(the_pool, selection.indices, clipped), **selection.metrics, **quality}
         selected = int(len(selection.indices))
         doc, _ = write_manifest(
             settings,

@@ -110,7 +110,7 @@ def test_selector_on_papers_prototypicality(papers_settings):
     m = doc["metrics"]
     sub = pl.read_parquet(Path(doc["path"]) / "subset.parquet")
     assert len(sub) == 42 and sum(m["stratum_counts"]) == 42 and m["beta"] == 0.1 and m["cut"] == 42
-    assert m["coverage"] > 0 and m["coverage_random"] > 0 and "coverage_metric" in m
+    assert m["coverage"] > 0 and m["coverage_random"] > 0 and m["quality"]["coverage"]["better"] == "lower"
     assert sub["weight"].to_numpy() == pytest.approx(1.0) and sub["score"].null_count() == 0
     el2n = run_selection(
         papers_settings,

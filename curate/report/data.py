@@ -20,13 +20,14 @@ from curate.config import Settings
 from curate.errors import InputError, NotFoundError
 from curate.manifest import read_manifest
 from curate.pool import Pool
-from curate.report.metrics import MetricInputs, compute_all, domain_reference, gather_embeddings
+from curate.quality import MetricInputs, compute_all, domain_codes, domain_reference, gather_embeddings, target_vectors
 from curate.selectors.stratified import NO_DOMAIN
 from curate.target import Target, resolve_target
 
 MAP_POINTS = 2_000  # per group (pool, selection) in the 2-D map; the target gets half
 SCORE_POINTS = 20_000  # selected and not-selected records scored for the score histogram
 HIST_BINS = 30
+SAMPLE_DOMAINS, SAMPLES_PER_DOMAIN, SAMPLE_CHARS = 40, 3, 240  # sample texts shown per domain
 
 
 def _stats(values: np.ndarray, edges: np.ndarray | None = None) -> dict:
@@ -53,9 +54,10 @@ def _sample(rows: np.ndarray, limit: int, rng: np.random.Generator) -> np.ndarra
 
 
 def report_target(settings: Settings, doc: dict, spec: str | None) -> tuple[Target | None, str | None]:
-    """The manifest's target, found again: ``spec`` if given, else the target pool by id, else the
-    texts file named by the job that made the manifest. Checked against the recorded fingerprint,
-    so the report never compares with a different target. (None, why) when it cannot be found."""
+    """The manifest's target: ``spec`` if given (checked against the recorded fingerprint, so the
+    report never compares with a different target); else the target pool while it is unchanged;
+    else the copy the manifest keeps; else (a manifest written before it kept one) the texts file
+    named by the job that made it. (None, why) when it cannot be found."""
     ref = doc.get("target")
     if ref is None:
         if spec:
@@ -65,6 +67,7 @@ def report_target(settings: Settings, doc: dict, spec: str | None) -> tuple[Targ
     if not spec:
         if ref.get("kind") == "pool" and ref.get("id"):
             candidates.append(ref["id"])
+        candidates.append(None)  # the manifest's own copy
         job_id = (doc.get("lineage") or {}).get("job")
         if job_id:
             try:
@@ -74,8 +77,13 @@ def report_target(settings: Settings, doc: dict, spec: str | None) -> tuple[Targ
             if job_target:
                 candidates.append(job_target)
     for cand in candidates:
+        if cand is None:
+            kept = Target.from_copy(Path(doc["path"]), ref)
+            if kept is not None:
+                return kept, None
+            continue
         try:
-            target = resolve_target(settings, cand)
+            target = resolve_target(settings, cand, domain_fields=(ref.get("domain_field"), "domain"))
         except (InputError, NotFoundError):
             if spec:
                 raise
@@ -91,14 +99,9 @@ def report_target(settings: Settings, doc: dict, spec: str | None) -> tuple[Targ
     return None, "the target's texts were not found (pass --target PATH to the CLI); target metrics skipped"
 
 
-def _target_embeddings(pool: Pool, target: Target | None, seed: int) -> tuple[np.ndarray | None, str | None]:
-    if target is None or not pool.has_feature("embed"):
-        return None, None
-    from curate.selectors.base import SelectionContext
-    from curate.selectors.tarot import target_embeddings
-
+def _target_embeddings(pool: Pool, target: Target | None) -> tuple[np.ndarray | None, str | None]:
     try:
-        return np.asarray(target_embeddings(SelectionContext(pool, 0, seed, target)), np.float32), None
+        return target_vectors(pool, target, compute=True), None
     except InputError as exc:
         return None, str(exc)
 
@@ -116,9 +119,7 @@ def _selected_rows(pool: Pool, subset: pl.DataFrame) -> np.ndarray:
 def _histograms(pool: Pool, rows: np.ndarray, inputs: MetricInputs, target_emb: np.ndarray | None) -> dict:
     out: dict = {}
     if pool.has_domain:
-        from curate.report.metrics import _domain_codes
-
-        codes, names = _domain_codes(inputs)
+        codes, names = domain_codes(inputs)
         ref_name, ref = domain_reference(inputs)
         pool_counts = np.bincount(codes, minlength=len(names))
         sel_counts = np.bincount(codes[rows], minlength=len(names))
@@ -129,6 +130,7 @@ def _histograms(pool: Pool, rows: np.ndarray, inputs: MetricInputs, target_emb: 
             "target": ref.round(6).tolist() if ref_name == "target" else None,
             "pool_counts": pool_counts.tolist(),
             "selection_counts": sel_counts.tolist(),
+            "samples": _domain_samples(pool, rows, codes, names, sel_counts),
         }
     if pool.has_feature("cluster"):
         assign = np.asarray(pool.clusters(), np.int64)
@@ -150,6 +152,25 @@ def _histograms(pool: Pool, rows: np.ndarray, inputs: MetricInputs, target_emb: 
             "selection_counts": sel_counts.tolist(),
         }
     return out
+
+
+def _domain_samples(pool: Pool, rows: np.ndarray, codes: np.ndarray, names: list[str], counts: np.ndarray) -> dict:
+    """The first ``SAMPLES_PER_DOMAIN`` selected texts (by rank) of each of the ``SAMPLE_DOMAINS``
+    most selected domains: what a domain's bar stands for, readable without opening the pool."""
+    top = [int(c) for c in np.argsort(-counts, kind="stable")[:SAMPLE_DOMAINS] if counts[c] > 0]
+    picked = (
+        pl.DataFrame({"row_id": rows, "code": codes[rows], "rank": np.arange(len(rows))})
+        .filter(pl.col("code").is_in(top))
+        .group_by("code", maintain_order=True)
+        .head(SAMPLES_PER_DOMAIN)
+    )
+    if picked.height == 0:
+        return {}
+    texts = pool.scan().select("row_id", "text").join(picked.lazy(), on="row_id").sort("rank").collect()
+    out: dict[str, list[str]] = {}
+    for code, text in texts.select("code", "text").iter_rows():
+        out.setdefault(names[code], []).append(text if len(text) <= SAMPLE_CHARS else text[:SAMPLE_CHARS] + "…")
+    return {names[c]: out[names[c]] for c in top if names[c] in out}
 
 
 def _pca_map(pool: Pool, rows: np.ndarray, target_emb: np.ndarray | None, rng) -> dict | None:
@@ -228,7 +249,8 @@ def _odm(doc: dict) -> dict | None:
 
 
 def _header(doc: dict) -> dict:
-    keys = ("id", "created_at", "pool", "target", "selector", "budget", "seed", "mixture", "files", "lineage")
+    keys = ("id", "created_at", "pool", "target", "selector", "budget", "budget_note", "warnings", "seed", "mixture",
+            "files", "lineage")  # fmt: skip
     return {k: doc.get(k) for k in keys} | {"software": doc.get("software")}
 
 
@@ -244,7 +266,7 @@ def collect(settings: Settings, path: Path, *, target: str | None = None) -> dic
     subset = pl.read_parquet(path / "subset.parquet", columns=["id", "rank", "weight", "score"])
     rows = _selected_rows(pool, subset)
     the_target, target_note = report_target(settings, doc, target)
-    target_emb, emb_note = _target_embeddings(pool, the_target, doc["seed"])
+    target_emb, emb_note = _target_embeddings(pool, the_target)
     inputs = MetricInputs(pool, the_target, doc["seed"], target_embeddings=target_emb)
     rng = inputs.rng(1)
     manifest_metrics = {

@@ -74,19 +74,33 @@ def _header(h: dict) -> str:
         ),
         ("selector", f"{escape(sel['name'])} v{escape(str(sel['version']))}"),
         ("params", f"<code>{escape(json.dumps(sel.get('params'), sort_keys=True))}</code>"),
-        ("budget", f"requested {escape(str(budget['requested']))}, selected {budget['selected']}"),
-        ("seed", escape(str(h["seed"]))),
         (
-            "target",
-            "none"
-            if not target
-            else f"{escape(target['kind'])}, {target['n_records']} records,"
-            f" fingerprint <code>{escape(target['fingerprint'])}</code>",
+            "budget",
+            f"requested {escape(str(budget['requested']))}, selected {budget['selected']}"
+            + (f'<br><span class="note">{escape(h["budget_note"])}</span>' if h.get("budget_note") else ""),
         ),
+        ("warnings", "<br>".join(f'<span class="bad">{escape(w)}</span>' for w in h.get("warnings") or []) or "none"),
+        ("seed", escape(str(h["seed"]))),
+        ("target", _target_cell(target)),
         ("files", files),
         ("lineage", f"<code>{escape(json.dumps(h.get('lineage'), sort_keys=True))}</code>"),
     ]
     return f'<section id="header"><h1>Selection report</h1>{_kv(rows)}</section>'
+
+
+def _target_cell(target: dict | None) -> str:
+    if not target:
+        return "none"
+    source = target.get("source") or {}
+    where = source.get("path") or (f"pool {source.get('name')} ({source.get('pool')})" if source else "")
+    copy = {k: v for k, v in (target.get("copy") or {}).items() if k != "embeddings_space"}
+    kept = ", ".join(f"<code>{escape(v)}</code>" for v in copy.values())
+    fingerprint = f"<code>{escape(target['fingerprint'])}</code>"
+    return (
+        f"{escape(target['kind'])}, {target['n_records']} records, fingerprint {fingerprint}"
+        + (f"<br>from <code>{escape(where)}</code>" if where else "")
+        + (f"<br>kept in the manifest as {kept}" if kept else "")
+    )
 
 
 def _metrics(data: dict) -> str:
@@ -104,7 +118,7 @@ def _metrics(data: dict) -> str:
         rows.append(
             f'<tr data-metric="{m["name"]}"><td>{m["name"]}</td><td class="num sel">{_num(m["selection"])}</td>'
             f'<td class="num rnd">{_num(m["random"])} ± {_num(m["random_std"])}</td>'
-            f"<td>{m['better']} is better</td><td>{verdict}</td><td>{escape(m['description'])}</td></tr>"
+            f"<td>{_direction(m)}</td><td>{verdict}</td><td>{escape(m['description'])}</td></tr>"
         )
     head = "".join(
         f"<th>{h}</th>" for h in ("metric", "selection", "random, same size (mean ± sd of 3)", "", "vs random", "what")
@@ -121,6 +135,35 @@ def _metrics(data: dict) -> str:
     )
 
 
+def _direction(m: dict) -> str:
+    if m["better"] != "closer":
+        return f"{m['better']} is better"
+    side = "target" if m.get("target") is not None else "pool"
+    extra = f"; pool {_num(m['pool'])}" if side == "target" else ""
+    return f"closer to the {side}'s {_num(m['reference'])} is better{extra}"
+
+
+def _samples(h: dict) -> str:
+    """A few selected texts of the most selected domains, beside each domain's shares."""
+    samples = h.get("samples") or {}
+    if not samples:
+        return ""
+    index = {n: i for i, n in enumerate(h["names"])}
+    head = "<tr><th>domain</th><th>pool</th><th>selection</th><th>target</th><th>sample selected texts</th></tr>"
+    rows = []
+    for name, texts in samples.items():
+        i = index[name]
+        target = _num(h["target"][i]) if h.get("target") else "—"
+        items = "".join(f"<li>{escape(t)}</li>" for t in texts)
+        rows.append(
+            f'<tr data-domain="{escape(name)}"><td>{escape(name)}</td><td class="num">{_num(h["pool"][i])}</td>'
+            f'<td class="num">{_num(h["selection"][i])}</td><td class="num">{target}</td>'
+            f"<td><ul>{items}</ul></td></tr>"
+        )
+    shown = f"{len(samples)} most selected of {len(h['names'])} domains"
+    return f'<h3>Sample texts ({shown})</h3><table class="samples">{head}{"".join(rows)}</table>'
+
+
 def _histograms(data: dict) -> str:
     parts = []
     for kind in ("domain", "cluster"):
@@ -129,7 +172,8 @@ def _histograms(data: dict) -> str:
             continue
         series = {"pool": h["pool"], "selection": h["selection"], "target": h["target"]}
         svg = plots.grouped_bars(f"hist-{kind}", h["names"], series, f"Share of records per {kind}", "share")
-        parts.append(_section(f"{kind}s", f"{kind.title()}s: pool vs selection vs target", f"<figure>{svg}</figure>"))
+        body = f"<figure>{svg}</figure>" + (_samples(h) if kind == "domain" else "")
+        parts.append(_section(f"{kind}s", f"{kind.title()}s: pool vs selection vs target", body))
     return "".join(parts)
 
 

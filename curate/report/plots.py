@@ -37,19 +37,36 @@ def _svg(fig: Figure, key: str) -> str:
     return _ID.sub(lambda m: f"{m.group(1)}{key}-", text)
 
 
+MAX_BARS = 30  # categories drawn one by one; the rest become one "other" bar, so labels stay readable
+
+
+def top_categories(names: list[str], series: dict[str, list | None], limit: int = MAX_BARS):
+    """(names, series) with only the ``limit - 1`` categories of largest share (in any series) kept and
+    the rest summed into "other (N more)"; unchanged when there are at most ``limit``."""
+    present = {k: np.asarray(v, np.float64) for k, v in series.items() if v is not None}
+    if len(names) <= limit or not present:
+        return names, series
+    peak = np.max(np.vstack(list(present.values())), axis=0)
+    keep = np.sort(np.argsort(-peak, kind="stable")[: limit - 1])
+    rest = np.setdiff1d(np.arange(len(names)), keep)
+    out = {k: (None if v is None else [*present[k][keep].tolist(), float(present[k][rest].sum())])
+           for k, v in series.items()}  # fmt: skip
+    return [*(names[i] for i in keep), f"other ({len(rest)} more)"], out
+
+
 def grouped_bars(key: str, names: list[str], series: dict[str, list | None], title: str, ylabel: str) -> str:
-    """Side-by-side bars per category, one colour per series (pool / selection / target)."""
+    """Side-by-side bars per category, one colour per series (pool / selection / target); past
+    ``MAX_BARS`` categories the smallest are grouped into one "other" bar."""
+    names, series = top_categories(names, series)
     present = {k: v for k, v in series.items() if v is not None}
-    fig = Figure(figsize=(min(14.0, max(6.0, 0.3 * len(names) * len(present))), 3.4))
+    fig = Figure(figsize=(min(14.0, max(6.0, 0.3 * len(names) * len(present))), 3.6))
     ax = fig.add_subplot()
     width = 0.8 / max(len(present), 1)
     x = np.arange(len(names))
     for i, (label, values) in enumerate(present.items()):
         ax.bar(x + (i - (len(present) - 1) / 2) * width, values, width, label=label, color=COLORS.get(label))
-    if len(names) <= 40:  # beyond that, labels overlap: the index along the axis is the category
-        ax.set_xticks(x, names, rotation=30 if max(map(len, names), default=0) > 6 else 0, ha="right")
-    else:
-        ax.set_xlabel(f"{len(names)} categories, in order")
+    short = [n if len(n) <= 24 else n[:23] + "…" for n in names]
+    ax.set_xticks(x, short, rotation=30 if max(map(len, short), default=0) > 6 else 0, ha="right")
     return _finish(fig, ax, key, title, ylabel)
 
 

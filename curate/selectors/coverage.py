@@ -25,7 +25,6 @@ from curate.selectors.stratified import NO_DOMAIN
 # β by pruning rate. The CIFAR recipe (0.3 at 90 %) lost to random on a 10-class text set
 # (REFERENCES.md: β 0.1 → 0.686, 0.3 → 0.681, random 0.684), so ours stops at 0.1.
 BETA_SCHEDULE = ((0.7, 0.0), (1.01, 0.1))  # (pruning rate below, β)
-COVERAGE_QUERIES = 2_000  # pool records the coverage metric measures from; cost = queries × selected × dim
 
 
 class CoverageParams(SelectorParams):
@@ -184,8 +183,6 @@ class CoverageSelector(Selector):
         return el2n_probe_scores(np.asarray(pool.embeddings()), labels, p.probe_folds, p.probe_c, seed)
 
     def select(self, ctx: SelectionContext) -> Selection:
-        from curate.metrics import mean_nn_distance  # metrics imports the selectors package
-
         p, n = self.params, ctx.pool.n_records
         ctx.progress(0.0, "scores")
         s = self.scores(ctx)
@@ -201,15 +198,5 @@ class CoverageSelector(Selector):
             "score_range": [round(res.edges[0], 6), round(res.edges[1], 6)],
             "budget_clipped": len(res.chosen) < ctx.budget,
         }
-        if ctx.pool.has_feature("embed") and len(res.chosen):
-            ctx.progress(0.7, "coverage")
-            x = ctx.pool.embeddings()
-            rng = ctx.rng(1)
-            queries = np.sort(rng.choice(n, size=min(n, COVERAGE_QUERIES), replace=False))
-            random_pick = rng.choice(n, size=len(res.chosen), replace=False)
-            metrics["coverage"] = round(mean_nn_distance(x, res.chosen, queries), 6)
-            metrics["coverage_random"] = round(mean_nn_distance(x, random_pick, queries), 6)
-            metrics["coverage_metric"] = (
-                f"mean L2 distance to the nearest selected record, {len(queries)} pool queries"
-            )
+        # coverage vs random is computed for every selection by curate.quality (one definition)
         return Selection(indices=res.chosen, scores=s[res.chosen], metrics=metrics)

@@ -391,20 +391,5 @@ class TarotSelector(Selector):
         if r["weighting"] == "mass" and len(chosen):
             mass = transported_mass(cand[chosen], tgt, p.weight_temperature)
             weights = np.maximum(mass, 1e-6)  # every selected record stays in the training mix
-        metrics.update(self._ot_metrics(ctx, cand, tgt, chosen))
         scores = best[chosen].astype(np.float64)  # whitened cosine to the nearest target example
         return Selection(indices=chosen.astype(np.int64), weights=weights, scores=scores, metrics=metrics)
-
-    def _ot_metrics(self, ctx: SelectionContext, cand: np.ndarray, tgt: np.ndarray, chosen: np.ndarray) -> dict:
-        """OT distance of the selection to the target beside that of a random subset of equal size."""
-        if not len(chosen):
-            return {}
-        rng, limit = ctx.rng(1), self.params.metric_sample
-        t = tgt[_subsample(len(tgt), limit, rng)]
-        sel = chosen[_subsample(len(chosen), limit, rng)]
-        rand = rng.choice(len(cand), size=len(sel), replace=False)
-        return {
-            "ot_distance": round(ot_distance(cand[sel], t), 6),
-            "ot_distance_random": round(ot_distance(cand[rand], t), 6),
-            "ot_sample": {"selection": int(len(sel)), "target": int(len(t))},
-        }
