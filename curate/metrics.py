@@ -76,14 +76,18 @@ def mean_nn_distance(
 
     if len(selected) == 0:
         return float("inf")
+    chosen = np.ascontiguousarray(points[np.sort(selected)], dtype=np.float32)
     index = faiss.IndexFlatL2(points.shape[1])
-    index.add(np.ascontiguousarray(points[np.sort(selected)], dtype=np.float32))
+    index.add(chosen)
     rows = np.arange(len(points)) if queries is None else np.asarray(queries, np.int64)
     total = 0.0
     for start in range(0, len(rows), batch_rows):
         block = np.ascontiguousarray(points[rows[start : start + batch_rows]], dtype=np.float32)
-        dist, _ = index.search(block, 1)
-        total += float(np.sqrt(np.maximum(dist[:, 0], 0.0)).sum(dtype=np.float64))
+        _, nearest = index.search(block, 1)
+        # faiss ranks by ‖q‖² + ‖x‖² − 2q·x in float32, which leaves ~1e-3 for a query that is itself
+        # selected; the distance to the neighbour it found is recomputed directly, in float64
+        diff = block.astype(np.float64) - chosen[nearest[:, 0]].astype(np.float64)
+        total += float(np.sqrt(np.einsum("ij,ij->i", diff, diff)).sum())
     return total / max(len(rows), 1)
 
 
