@@ -303,14 +303,17 @@ def verify(path: Path) -> list[str]:
 
 
 def export(settings: Settings, path: Path, fmt: str, out: Path, with_text: bool = False) -> Path:
-    """Write the subset as parquet/jsonl/csv (optionally with the text), streamed, atomically."""
+    """Write the subset as parquet/jsonl/csv, streamed, atomically. ``with_text`` adds each record's
+    text and its original fields (kept in the pool's ``meta`` JSON) as columns of their own; a CSV
+    keeps nested fields (lists, objects) only in the ``meta`` JSON column, which it then also has."""
     if fmt not in ("parquet", "jsonl", "csv"):
         raise InputError(f"unknown format '{fmt}'; use parquet, jsonl or csv", field="format")
     doc = read_manifest(path)
     frame = pl.scan_parquet(path / "subset.parquet")
     if with_text:
         pool = Pool.load(settings, doc["pool"]["id"])
-        frame = frame.join(pool.scan().select("id", "text"), on="id", how="left").sort("rank")
+        frame = frame.join(pool.scan().select("id", "text", "meta"), on="id", how="left").sort("rank")
+        frame = _with_original_fields(frame, fmt)
     with atomic_path(out) as tmp:
         if fmt == "parquet":
             frame.sink_parquet(tmp)
@@ -319,3 +322,26 @@ def export(settings: Settings, path: Path, fmt: str, out: Path, with_text: bool 
         else:
             frame.sink_csv(tmp)
     return out
+
+
+def _with_original_fields(frame: pl.LazyFrame, fmt: str) -> pl.LazyFrame:
+    """Unpack ``meta`` into columns; a field named like a subset column becomes ``field_<name>``."""
+    metas = frame.select("meta").collect()["meta"].drop_nulls()
+    if metas.is_empty():
+        return frame.drop("meta")
+    dtype = metas.str.json_decode(infer_schema_length=None).dtype
+    taken = set(SUBSET_SCHEMA.names) | {"text"}
+    fields = [f for f in dtype.fields if fmt != "csv" or not f.dtype.is_nested()]
+    columns = [pl.col("meta").str.json_decode(dtype).struct.field(f.name).alias(
+        f"field_{f.name}" if f.name in taken else f.name) for f in fields]  # fmt: skip
+    keep_meta = len(fields) < len(dtype.fields)
+    return frame.with_columns(columns) if keep_meta else frame.with_columns(columns).drop("meta")
+
+
+def text_export(settings: Settings, path: Path, fmt: str = "parquet") -> Path:
+    """The subset with texts and original fields, rendered once per manifest (manifests are immutable)
+    under the cache: what the REST download with ``with_text`` streams and the data loaders read."""
+    cached = settings.cache_dir / "exports" / path.name / f"subset-text.{fmt}"
+    if not cached.is_file():
+        export(settings, path, fmt, cached, with_text=True)
+    return cached

@@ -24,7 +24,7 @@ from api.schemas import MANIFEST_ID, ManifestList, errors
 from curate import catalog
 from curate.config import Settings
 from curate.errors import InputError, NotFoundError
-from curate.manifest import SUBSET_SCHEMA, export, read_manifest
+from curate.manifest import SUBSET_SCHEMA, read_manifest, text_export
 from curate.manifest import list_manifests as catalogued
 from curate.report import cached_report, render_diff
 from curate.report import diff as diff_manifests
@@ -68,6 +68,11 @@ def get_manifest(request: Request, manifest_id: str = ManifestId) -> dict:
     doc = read_manifest(find(request.app.state.settings, manifest_id))
     doc.pop("path", None)  # a server path is none of the caller's business
     return doc
+
+
+def download_name(manifest_id: str, fmt: str, with_text: bool) -> str:
+    """What ``curl -OJ`` (or a browser) saves the subset as: ``<id12>.subset[-text].<format>``."""
+    return f"{manifest_id[:12]}.subset{'-text' if with_text else ''}.{fmt}"
 
 
 def _file_blocks(path: Path, block: int = 1 << 20) -> Iterator[bytes]:
@@ -122,21 +127,35 @@ def download_subset(
         "ETag": etag,
         "Cache-Control": "private, max-age=0, must-revalidate",
         "X-Manifest-Id": doc["id"],
-        "Content-Disposition": f'attachment; filename="{doc["id"][:12]}.subset{suffix}.{format}"',
+        "Content-Disposition": f'attachment; filename="{download_name(doc["id"], format, with_text)}"',
     }
     if _matches(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})
     subset = folder / "subset.parquet"
     if with_text:
-        cached = settings.cache_dir / "exports" / doc["id"] / f"subset-text.{format}"
-        if not cached.is_file():
-            export(settings, folder, format, cached, with_text=True)
+        cached = text_export(settings, folder, format)
         headers["Content-Length"] = str(cached.stat().st_size)
         return StreamingResponse(_file_blocks(cached), media_type=MEDIA[format], headers=headers)
     if format == "parquet":
         headers["Content-Length"] = str(entry["bytes"])
         return StreamingResponse(_file_blocks(subset), media_type=MEDIA[format], headers=headers)
     return StreamingResponse(_rendered(subset, format), media_type=MEDIA[format], headers=headers)
+
+
+@router.get(
+    "/manifests/{manifest_id}/subset.{fmt}",
+    dependencies=[READ],
+    responses={200: {"content": {m: {} for m in MEDIA.values()}}, **errors(401, 403, 404, 422)},
+    response_class=StreamingResponse,
+    summary="The subset under a file name (so `curl -O` saves subset.parquet, subset.jsonl or subset.csv)",
+)
+def download_subset_file(
+    request: Request,
+    manifest_id: str = ManifestId,
+    fmt: Literal["parquet", "jsonl", "csv"] = PathParam(description="The format, as a file extension."),
+    with_text: bool = False,
+) -> Response:
+    return download_subset(request, manifest_id, fmt, with_text)
 
 
 @router.get(
