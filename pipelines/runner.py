@@ -9,6 +9,7 @@ from curate.dedup import dedup_into_pool
 from curate.errors import InputError
 from curate.executors import use_executor
 from curate.ingest import IngestParams, ingest
+from curate.quality import format_headline
 from curate.records import canonical_json, sha256_hex
 from curate.select import run_selection
 from curate.stages.semdedup import SemDedupParams
@@ -21,6 +22,8 @@ _HEADLINE = (  # dedup's, then the selectors' quality numbers
     "kl_reduction",
     "ot_distance",
     "coverage",
+    "domain_tv",
+    "mean_tokens",
     "objective",
     "max_share_deviation",
     "selected_fraction",
@@ -101,7 +104,7 @@ def format_summary(result: dict) -> str:
     ]
     table = [("selection", "selector", "selected", "metrics", "manifest path")]
     for r in result["selections"]:
-        metrics = " ".join(f"{k}={v}" for k, v in r["metrics"].items())
+        metrics = format_headline(r["metrics"])  # each with its random baseline and which way is better
         table.append((r["name"], r["selector"], str(r["selected"]), metrics, r["path"]))
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
