@@ -19,11 +19,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.deps import AuthError, ScopeError, parse_tokens
 from api.observability import Metrics, ObservabilityMiddleware
 from api.routes import health, index, jobs, manifests, mixing, pools, selections, selectors
-from api.uploads import PayloadTooLarge
 from curate import __version__
 from curate import jobs as job_queue
 from curate.config import Settings, get_settings
 from curate.errors import ConflictError, CurateError, NotFoundError
+from curate.streams import LimitExceeded
 
 log = logging.getLogger("curate.api")
 
@@ -46,7 +46,7 @@ def status_of(exc: CurateError) -> int:
     for cls, status in (
         (AuthError, 401),
         (ScopeError, 403),
-        (PayloadTooLarge, 413),
+        (LimitExceeded, 413),  # compressed upload, decompressed size, or one record
         (NotFoundError, 404),
         (ConflictError, 409),
     ):

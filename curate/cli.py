@@ -26,6 +26,18 @@ def _emit(ctx_json: bool, payload: dict, human: str) -> None:
         click.echo(human)
 
 
+def validated(model, values: dict):
+    """A pydantic model from CLI options; a bad value is exit 2 naming its option, not an internal error."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "--" + str(first["loc"][0]).replace("_", "-") if first.get("loc") else None
+        raise InputError(first["msg"].removeprefix("Value error, "), field=name) from None
+
+
 def command(group: click.Group, name: str | None = None, **kw):
     """A subcommand with the shared --json/--home options and the exit-code contract."""
 
@@ -119,13 +131,26 @@ def _ingest_summary(report: dict) -> str:
 @click.option("--on-duplicate-id", type=click.Choice(["error", "keep-first"]), default="error", show_default=True)
 @click.option("--replace", is_flag=True, help="Replace an existing pool of the same name.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of JSONL/CSV (e.g. latin-1).")
+@click.option(
+    "--max-expanded-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse input whose decompressed size passes this (default: no limit for a local file).",
+)
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse a line/record longer than this, before buffering it (default: no limit).",
+)
 def ingest_cmd(settings: Settings, as_json: bool, path: Path, pool: str, **opts) -> None:
     """Read PATH (JSONL[.gz|.zst], Parquet, CSV) into a pool and compute its features."""
     from curate.ingest import IngestParams, ingest
 
     if opts["model"] is None:
         opts.pop("model")
-    params = IngestParams(**opts)
+    params = validated(IngestParams, opts)
     bars = _Bars()
     try:
         report = ingest(settings, path, pool, params, progress=bars)

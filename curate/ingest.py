@@ -36,6 +36,7 @@ from curate.stages.embed import (
     resolve_model,
 )
 from curate.stages.ngrams import NgramParams, NgramStage
+from curate.streams import Encoding, ReadLimits
 from curate.validate import RecordValidator
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -67,8 +68,18 @@ class IngestParams(BaseModel):
     executor: Literal["local", "ray"] | ExecutorSpec = Field(
         "local", description="Where the feature stages run: local, ray, or {kind: ray, address: ...}."
     )
-    chunk_rows: int = Field(50_000, ge=1, description="Rows per streamed chunk (Parquet).")
+    chunk_rows: int = Field(50_000, ge=1, description="Most rows per streamed chunk (any format).")
     chunk_bytes: int = Field(16 << 20, ge=1024, description="Bytes per streamed block (JSONL, CSV).")
+    encoding: Encoding = Field("utf-8", description="Text encoding of JSONL/CSV input (latin-1, cp1252, utf-16, ...).")
+    max_expanded_bytes: int | None = Field(
+        None, ge=1, description="Refuse input whose decompressed size passes this (None = no limit)."
+    )
+    max_record_bytes: int | None = Field(
+        None, ge=1, description="Refuse a line / record / text longer than this (None = no limit)."
+    )
+
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(max_expanded_bytes=self.max_expanded_bytes, max_record_bytes=self.max_record_bytes)
 
 
 def _pool_id(name: str, fingerprint: str, v: RecordValidator, params: IngestParams) -> str:
@@ -126,7 +137,12 @@ def _read_into(tmp: Path, vectors_tmp: Path, path: Path, name: str, params: Inge
     t0 = time.perf_counter()
     try:
         for chunk in read_chunks(
-            path, chunk_rows=params.chunk_rows, chunk_bytes=params.chunk_bytes, text_field=params.text_field
+            path,
+            chunk_rows=params.chunk_rows,
+            chunk_bytes=params.chunk_bytes,
+            text_field=params.text_field,
+            encoding=params.encoding,
+            limits=params.read_limits(),
         ):
             frame, vectors = v.process(chunk)
             fp.update(frame)
@@ -190,6 +206,7 @@ def _commit(settings, tmp, name, pool_id, fingerprint, report, params) -> Pool:
                 "n_records": report["read"]["records"],
                 "fields": report["fields"],
                 "source": report["read"]["file"],
+                "encoding": params.encoding,
                 "duplicates": report["duplicates"],
                 "features": {},
             }

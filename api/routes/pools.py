@@ -32,6 +32,7 @@ _FORM_FIELDS = {
     "replace": {"type": "boolean"},
     "chunk_rows": {"type": "integer", "minimum": 1},
     "chunk_bytes": {"type": "integer", "minimum": 1024},
+    "encoding": {"type": "string", "example": "latin-1"},
 }
 _CREATE_BODY = {
     "requestBody": {
@@ -86,8 +87,26 @@ def pool_out(pool: Pool, row: catalog.PoolRow | None = None) -> dict:
     }
 
 
+# Arrow's JSON parser holds ~8x its block while parsing: the server reads in blocks of at most 4 MiB (as
+# fast as 16 MiB, half the memory per upload), whatever chunk size the caller asks for.
+SERVER_BLOCK_BYTES = 4 << 20
+SERVER_BLOCK_ROWS = 50_000
+
+
+def server_params(settings: Settings, values: dict) -> dict:
+    """IngestParams values for a file the server reads (upload, server-side path, re-ingest): its read
+    limits and block sizes, never the caller's."""
+    return {
+        **values,
+        "chunk_bytes": min(values.get("chunk_bytes", SERVER_BLOCK_BYTES), SERVER_BLOCK_BYTES),
+        "chunk_rows": min(values.get("chunk_rows", SERVER_BLOCK_ROWS), SERVER_BLOCK_ROWS),
+        "max_expanded_bytes": settings.max_upload_expanded_bytes,
+        "max_record_bytes": settings.max_record_bytes,
+    }
+
+
 def _create(settings: Settings, source: Path, name: str, options: PoolOptions, shown: str, kind: str) -> dict:
-    params = IngestParams(**options.model_dump(), embed=False, clusters=0)
+    params = IngestParams(**server_params(settings, options.model_dump()), embed=False, clusters=0)
     try:
         report = ingest(settings, source, name, params)
     except CurateError as exc:
@@ -194,6 +213,7 @@ def _source_of(settings: Settings, row: catalog.PoolRow, pool: Pool) -> tuple[st
     mapping = {"text_field": fields.get("text", "text"), "domain_field": fields.get("domain")}
     ident = fields.get("id")
     mapping["id_field"] = None if not ident or ident.startswith("(") else ident
+    mapping["encoding"] = pool.info.get("encoding", "utf-8")
     return pool.info.get("source", ""), mapping
 
 
@@ -213,7 +233,7 @@ def ingest_pool(request: Request, pool: str, body: IngestRequest | None = None) 
     source, mapping = _source_of(settings, row, the_pool)
     if not source or not Path(source).is_file():
         raise InputError(f"the source file of pool '{the_pool.name}' is gone; create the pool again", field="pool")
-    params = {**mapping, "embed": body.embed, "clusters": body.clusters, "seed": body.seed}
+    params = server_params(settings, {**mapping, "embed": body.embed, "clusters": body.clusters, "seed": body.seed})
     if body.model is not None:
         if body.model.startswith(("/", ".", "~")):
             check_server_path(settings, body.model, field="model")
