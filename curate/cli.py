@@ -78,28 +78,11 @@ def main() -> None:
     """curate: pick weighted training subsets from large candidate pools."""
 
 
-class _Bars:
-    """One tqdm bar per stage on a terminal; silent otherwise (CI logs stay readable)."""
+def _progress(settings: Settings):
+    """Stage progress with rate and ETA on stderr: redrawn on a terminal, a line every few seconds otherwise."""
+    from curate.progress import ProgressReporter
 
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.bars: dict[str, object] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(desc=stage, total=total or None, unit="rec", leave=False)
-        bar.total = total or None
-        bar.n = done
-        bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
+    return ProgressReporter(interval=settings.progress_seconds)
 
 
 def _ingest_summary(report: dict) -> str:
@@ -151,11 +134,8 @@ def ingest_cmd(settings: Settings, as_json: bool, path: Path, pool: str, **opts)
     if opts["model"] is None:
         opts.pop("model")
     params = validated(IngestParams, opts)
-    bars = _Bars()
-    try:
-        report = ingest(settings, path, pool, params, progress=bars)
-    finally:
-        bars.close()
+    with _progress(settings) as progress:
+        report = ingest(settings, path, pool, params, progress=progress)
     _emit(as_json, report, _ingest_summary(report))
 
 
@@ -204,9 +184,10 @@ def _manifest_summary(doc: dict) -> str:
 def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target, params, seed, out, executor) -> None:
     """Select a weighted subset of a pool and write a manifest."""
     from curate.executors import use_executor
+    from curate.progress import selection_progress
     from curate.select import run_selection
 
-    with use_executor(executor):
+    with _progress(settings) as progress, use_executor(executor):
         doc = run_selection(
             settings,
             pool=pool,
@@ -216,6 +197,7 @@ def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target
             seed=seed,
             target=target,
             out=out,
+            progress=selection_progress(progress, f"select {selector}"),
         )
     _emit(as_json, doc, _manifest_summary(doc))
 
@@ -353,7 +335,8 @@ def run_cmd(settings: Settings, as_json: bool, pipeline: Path) -> None:
     """Run a batch pipeline file: one ingest, then its selections."""
     from pipelines.runner import format_summary, run_pipeline
 
-    result = run_pipeline(pipeline, settings, progress=_Bars())
+    with _progress(settings) as progress:
+        result = run_pipeline(pipeline, settings, progress=progress)
     _emit(as_json, result, format_summary(result))
 
 

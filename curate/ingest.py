@@ -135,6 +135,7 @@ def _read_into(tmp: Path, vectors_tmp: Path, path: Path, name: str, params: Inge
     writer = None
     n_parts = 0
     t0 = time.perf_counter()
+    progress("read", 0, 0)
     try:
         for chunk in read_chunks(
             path,
@@ -156,10 +157,12 @@ def _read_into(tmp: Path, vectors_tmp: Path, path: Path, name: str, params: Inge
                 vectors_tmp.mkdir(exist_ok=True)
                 np.save(vectors_tmp / f"part-{n_parts:06d}.npy", vectors)
                 n_parts += 1
-            progress("read", v.rows, 0)
+            estimate = round(v.rows / chunk.fraction) if 0 < chunk.fraction < 1 else 0  # from the bytes read
+            progress("read", v.rows, estimate)
     finally:
         if writer is not None:
             writer.close()
+    progress("read", v.rows, v.rows)
     if v.rows == 0:
         raise InputError("no records in file", file=str(path))
     fingerprint = fp.hexdigest()
