@@ -239,6 +239,24 @@ def selectors_cmd(settings: Settings, as_json: bool) -> None:
     _emit(as_json, {"selectors": infos}, "\n".join(lines))
 
 
+@command(main, "pools")
+def pools_cmd(settings: Settings, as_json: bool) -> None:
+    """List pools: name, id, records, features, fields and when each was made."""
+    from curate.catalog import list_pools
+    from curate.pool import Pool
+
+    pools = [Pool.load(settings, row.id).describe(row) for row in list_pools(settings)]
+    rows = [("name", "id", "records", "features", "domain", "created")]
+    for p in pools:
+        domain = p["fields"].get("domain") or "-"
+        created = (p["created_at"] or "")[:19].replace("T", " ")
+        rows.append((p["name"], p["id"], str(p["n_records"]), ",".join(p["features"]) or "-", domain, created))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    human = "\n".join(table) if pools else "no pools yet: curate ingest FILE --pool NAME"
+    _emit(as_json, {"pools": pools, "count": len(pools)}, human)
+
+
 @main.group("manifest")
 def manifest_group() -> None:
     """Show, verify, export, report on and compare manifests."""

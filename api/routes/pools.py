@@ -73,20 +73,6 @@ def check_server_path(settings: Settings, raw: str, field: str = "path") -> Path
     return resolved
 
 
-def pool_out(pool: Pool, row: catalog.PoolRow | None = None) -> dict:
-    row = row or catalog.get_pool(pool.settings, pool.id)
-    features = [k for k in ("ngrams", "embed", "cluster") if pool.has_feature(k)]
-    source = (row.info or {}).get("source") or {"kind": "cli"}
-    created = row.created_at.isoformat() if row.created_at else None
-    return {
-        **pool.ref(),
-        "created_at": created,
-        "fields": pool.info.get("fields", {}),
-        "features": features,
-        "source": {k: v for k, v in source.items() if k != "path"},
-    }
-
-
 # Arrow's JSON parser holds ~8x its block while parsing: the server reads in blocks of at most 4 MiB (as
 # fast as 16 MiB, half the memory per upload), whatever chunk size the caller asks for.
 SERVER_BLOCK_BYTES = 4 << 20
@@ -126,7 +112,7 @@ def _create(settings: Settings, source: Path, name: str, options: PoolOptions, s
             "source": {"kind": kind, "path": str(source), "filename": shown},
             "ingest": options.model_dump(exclude={"replace"}),
         }
-    return pool_out(Pool.load(settings, pool_id))
+    return Pool.load(settings, pool_id).describe()
 
 
 def _form_options(fields: dict[str, str]) -> tuple[str, PoolOptions]:
@@ -196,13 +182,13 @@ def list_pools(request: Request, limit: int = 100, offset: int = 0) -> dict:
     settings = request.app.state.settings
     rows = catalog.list_pools(settings)
     page = rows[max(offset, 0) : max(offset, 0) + max(min(limit, 1000), 0)]
-    return {"data": [pool_out(Pool.load(settings, r.id), r) for r in page], "count": len(rows)}
+    return {"data": [Pool.load(settings, r.id).describe(r) for r in page], "count": len(rows)}
 
 
 @router.get("/pools/{pool}", response_model=PoolOut, dependencies=[READ], responses=errors(401, 403, 404))
 def get_pool(request: Request, pool: str) -> dict:
     """A pool by id or name."""
-    return pool_out(Pool.load(request.app.state.settings, pool))
+    return Pool.load(request.app.state.settings, pool).describe()
 
 
 def _source_of(settings: Settings, row: catalog.PoolRow, pool: Pool) -> tuple[str, dict]:
