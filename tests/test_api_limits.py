@@ -7,39 +7,15 @@ at most RSS_BOUND over its resident size before the upload (today's code: +4.4 G
 
 from __future__ import annotations
 
-import gzip
 import json
-from pathlib import Path
 
 import pytest
 import zstandard
 
 from tests.apiserver import LiveServer
+from tests.bombs import many_lines_gz, one_line_csv_zst, one_line_gz, proc_bytes, reset_peak
 
 RSS_BOUND = 300 << 20
-MIB = b"a" * (1 << 20)
-
-
-def _status_kb(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(key)
-
-
-def one_line_gz(mib: int) -> bytes:
-    """A JSONL whose second line is ``mib`` MiB long, as repeated gzip members (≈1000:1)."""
-    return gzip.compress(b'{"text": "fine"}\n{"text": "') + gzip.compress(MIB, 9) * mib + gzip.compress(b'"}\n')
-
-
-def many_lines_gz(mib: int) -> bytes:
-    line = b'{"text": "the same short record, again and again"}\n'
-    return gzip.compress(line * ((1 << 20) // len(line)), 9) * mib
-
-
-def one_line_csv_zst(mib: int) -> bytes:
-    out = zstandard.ZstdCompressor(level=3)
-    return out.compress(b"id,text\na,fine\nb,") + b"".join(out.compress(MIB) for _ in range(mib))
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +35,10 @@ def server(tmp_path_factory):
 def _post_bomb(server, name: str, data: bytes) -> tuple[dict, int]:
     """Upload; return the error body and how far the server's peak RSS rose over its RSS before."""
     assert len(data) < 4_000_000  # the compressed upload itself is within the limit
-    before = _status_kb(server.proc.pid, "VmRSS")
+    reset_peak(server.proc.pid)  # else VmHWM keeps an earlier peak: still an upper bound, a looser one
+    before = proc_bytes(server.proc.pid, "VmRSS")
     r = server.client().post("/v1/pools", data={"name": "bomb"}, files={"file": (name, data)})
-    grown = _status_kb(server.proc.pid, "VmHWM") - before
+    grown = proc_bytes(server.proc.pid, "VmHWM") - before
     assert r.status_code == 413, r.text
     return r.json()["error"], grown
 
