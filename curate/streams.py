@@ -43,9 +43,12 @@ class ReadLimits:
 def check_encoding(name: str) -> str:
     """The codec's canonical name; a clear error for one Python does not know."""
     try:
-        return codecs.lookup(name).name
-    except LookupError:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):  # ValueError: an embedded NUL
         raise InputError(f"unknown encoding '{name}'", field="encoding") from None
+    if not getattr(info, "_is_text_encoding", True):  # base64, zlib, rot13: codecs, but not of text
+        raise InputError(f"'{name}' is not a text encoding", field="encoding")
+    return info.name
 
 
 def _valid_encoding(name: str) -> str:

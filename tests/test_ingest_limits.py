@@ -46,6 +46,12 @@ def test_unknown_encoding_is_exit_2(tmp_path: Path) -> None:
     path.write_text('{"text": "x"}\n')
     proc = run_cli("ingest", str(path), "--pool", "p", "--no-embed", "--encoding", "klingon", home=tmp_path / "h")
     assert proc.returncode == 2 and "klingon" in proc.stderr
+    for name in ("base64", "rot13", "a\x00b"):
+        with pytest.raises(ValueError, match="encoding"):
+            IngestParams(encoding=name)
+    utf16 = tmp_path / "u16.jsonl"
+    utf16.write_bytes('{"text": "ünï"}\n{"text": "two"}\n'.encode("utf-16"))  # with a BOM
+    assert [c.frame["text"].to_list() for c in read_chunks(utf16, encoding="utf-16")] == [["ünï", "two"]]
 
 
 def test_invalid_utf8_after_many_lines_names_that_line(tmp_path: Path) -> None:
