@@ -22,8 +22,9 @@ from curate import catalog
 from curate.config import Settings
 from curate.errors import ConflictError, InputError
 from curate.executors import ExecutorSpec, use_executor
-from curate.io import read_chunks, write_json
+from curate.io import write_json
 from curate.pool import Pool
+from curate.readers import read_chunks
 from curate.records import RECORDS_SCHEMA, Fingerprint, canonical_json, sha256_hex
 from curate.stages.base import Stage
 from curate.stages.cluster import ClusterParams, ClusterStage

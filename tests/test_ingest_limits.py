@@ -13,8 +13,8 @@ import zstandard
 from curate.config import Settings
 from curate.errors import InputError
 from curate.ingest import IngestParams, ingest
-from curate.io import read_chunks
 from curate.pool import Pool
+from curate.readers import read_chunks
 from curate.streams import LimitExceeded, ReadLimits
 
 from .conftest import run_cli
