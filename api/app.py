@@ -18,12 +18,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import AuthError, ScopeError, parse_tokens
 from api.observability import Metrics, ObservabilityMiddleware
-from api.routes import health, index, jobs, manifests, mixing, pools, selections, selectors
-from api.uploads import PayloadTooLarge
+from api.routes import docs, health, index, jobs, manifests, mixing, pools, selections, selectors
 from curate import __version__
 from curate import jobs as job_queue
 from curate.config import Settings, get_settings
 from curate.errors import ConflictError, CurateError, NotFoundError
+from curate.streams import LimitExceeded
 
 log = logging.getLogger("curate.api")
 
@@ -46,7 +46,7 @@ def status_of(exc: CurateError) -> int:
     for cls, status in (
         (AuthError, 401),
         (ScopeError, 403),
-        (PayloadTooLarge, 413),
+        (LimitExceeded, 413),  # compressed upload, decompressed size, or one record
         (NotFoundError, 404),
         (ConflictError, 409),
     ):
@@ -72,6 +72,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description='Data selection and curation service. Errors are `{"error": {code, message, details}}`; '
         "`Authorization: Bearer <token>` with `read` / `write` scopes when CURATE_API_TOKENS is set.",
         lifespan=_lifespan,
+        docs_url=None,  # served by api.routes.docs from local files; /redoc exists only on a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
@@ -101,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.error("internal error", exc_info=exc)
         return _envelope(500, "internal_error", "internal error")
 
+    docs.mount(app)
     app.include_router(health.router)
     app.include_router(index.router)
     app.include_router(selectors.router, prefix="/v1")

@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 log = logging.getLogger("curate.api")
 
-_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# color_message: uvicorn's copy of a message with ANSI colour codes, for its own console formatter only.
+_STD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from curate.streams import Encoding
+
 JOB_ID = "9b2f6c0d4e8a4f1fb3c1d2e3f4a5b6c7"
 MANIFEST_ID = "3f1a9c" + "0" * 58
 
@@ -49,6 +51,7 @@ class PoolOptions(BaseModel):
     replace: bool = Field(False, description="Replace an existing pool of the same name.")
     chunk_rows: int = Field(50_000, ge=1, le=10_000_000, description="Rows per streamed chunk (Parquet).")
     chunk_bytes: int = Field(16 << 20, ge=1024, le=1 << 30, description="Bytes per streamed block (JSONL, CSV).")
+    encoding: Encoding = Field("utf-8", max_length=40, description="Text encoding of JSONL/CSV (e.g. latin-1).")
 
 
 class PoolFromPath(PoolOptions):

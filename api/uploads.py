@@ -14,15 +14,15 @@ from fastapi import Request
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from curate.errors import CurateError, InputError
+from curate.streams import LimitExceeded
 
 MAX_FIELD_BYTES = 64 << 10
 MAX_FIELDS = 32
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class PayloadTooLarge(CurateError):
-    exit_code = 2
-    code = "payload_too_large"
+class PayloadTooLarge(LimitExceeded):
+    """The compressed upload (or a form field) is over its limit; decompressed limits raise LimitExceeded."""
 
 
 @dataclass

@@ -32,6 +32,18 @@ def _warn(payload: dict) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
+def validated(model, values: dict):
+    """A pydantic model from CLI options; a bad value is exit 2 naming its option, not an internal error."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "--" + str(first["loc"][0]).replace("_", "-") if first.get("loc") else None
+        raise InputError(first["msg"].removeprefix("Value error, "), field=name) from None
+
+
 def command(group: click.Group, name: str | None = None, **kw):
     """A subcommand with the shared --json/--home options and the exit-code contract."""
 
@@ -72,28 +84,11 @@ def main() -> None:
     """curate: pick weighted training subsets from large candidate pools."""
 
 
-class _Bars:
-    """One tqdm bar per stage on a terminal; silent otherwise (CI logs stay readable)."""
+def _progress(settings: Settings):
+    """Stage progress with rate and ETA on stderr: redrawn on a terminal, a line every few seconds otherwise."""
+    from curate.progress import ProgressReporter
 
-    def __init__(self) -> None:
-        self.enabled = sys.stderr.isatty()
-        self.bars: dict[str, object] = {}
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        from tqdm import tqdm
-
-        bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(desc=stage, total=total or None, unit="rec", leave=False)
-        bar.total = total or None
-        bar.n = done
-        bar.refresh()
-
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
+    return ProgressReporter(interval=settings.progress_seconds)
 
 
 def _ingest_summary(report: dict) -> str:
@@ -125,18 +120,28 @@ def _ingest_summary(report: dict) -> str:
 @click.option("--on-duplicate-id", type=click.Choice(["error", "keep-first"]), default="error", show_default=True)
 @click.option("--replace", is_flag=True, help="Replace an existing pool of the same name.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--encoding", default="utf-8", show_default=True, help="Text encoding of JSONL/CSV (e.g. latin-1).")
+@click.option(
+    "--max-expanded-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse input whose decompressed size passes this (default: no limit for a local file).",
+)
+@click.option(
+    "--max-record-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse a line/record longer than this, before buffering it (default: no limit).",
+)
 def ingest_cmd(settings: Settings, as_json: bool, path: Path, pool: str, **opts) -> None:
     """Read PATH (JSONL[.gz|.zst], Parquet, CSV) into a pool and compute its features."""
     from curate.ingest import IngestParams, ingest
 
     if opts["model"] is None:
         opts.pop("model")
-    params = IngestParams(**opts)
-    bars = _Bars()
-    try:
-        report = ingest(settings, path, pool, params, progress=bars)
-    finally:
-        bars.close()
+    params = validated(IngestParams, opts)
+    with _progress(settings) as progress:
+        report = ingest(settings, path, pool, params, progress=progress)
     _warn(report)
     _emit(as_json, report, _ingest_summary(report))
 
@@ -189,9 +194,10 @@ def _manifest_summary(doc: dict) -> str:
 def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target, params, seed, out, executor) -> None:
     """Select a weighted subset of a pool and write a manifest."""
     from curate.executors import use_executor
+    from curate.progress import selection_progress
     from curate.select import run_selection
 
-    with use_executor(executor):
+    with _progress(settings) as progress, use_executor(executor):
         doc = run_selection(
             settings,
             pool=pool,
@@ -201,6 +207,7 @@ def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target
             seed=seed,
             target=target,
             out=out,
+            progress=selection_progress(progress, f"select {selector}"),
         )
     _warn(doc)
     _emit(as_json, doc, _manifest_summary(doc))
@@ -241,6 +248,24 @@ def selectors_cmd(settings: Settings, as_json: bool) -> None:
         for key, default in info["defaults"].items():
             lines.append(f"    {key} = {json.dumps(default)}  {props.get(key, {}).get('description', '')}".rstrip())
     _emit(as_json, {"selectors": infos}, "\n".join(lines))
+
+
+@command(main, "pools")
+def pools_cmd(settings: Settings, as_json: bool) -> None:
+    """List pools: name, id, records, features, fields and when each was made."""
+    from curate.catalog import list_pools
+    from curate.pool import Pool
+
+    pools = [Pool.load(settings, row.id).describe(row) for row in list_pools(settings)]
+    rows = [("name", "id", "records", "features", "domain", "created")]
+    for p in pools:
+        domain = p["fields"].get("domain") or "-"
+        created = (p["created_at"] or "")[:19].replace("T", " ")
+        rows.append((p["name"], p["id"], str(p["n_records"]), ",".join(p["features"]) or "-", domain, created))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    table = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    human = "\n".join(table) if pools else "no pools yet: curate ingest FILE --pool NAME"
+    _emit(as_json, {"pools": pools, "count": len(pools)}, human)
 
 
 @main.group("manifest")
@@ -356,7 +381,8 @@ def run_cmd(settings: Settings, as_json: bool, pipeline: Path) -> None:
     """Run a batch pipeline file: one ingest, then its selections."""
     from pipelines.runner import format_summary, run_pipeline
 
-    result = run_pipeline(pipeline, settings, progress=_Bars())
+    with _progress(settings) as progress:
+        result = run_pipeline(pipeline, settings, progress=progress)
     _emit(as_json, result, format_summary(result))
 
 

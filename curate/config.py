@@ -6,8 +6,12 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Decompressed bytes allowed per compressed byte uploaded. Text JSONL/CSV compresses 3-6x with gzip
+# or zstd (10x for very repetitive records); a compression bomb expands ~1000x and is cut at 1 % of it.
+EXPANSION = 10
 
 
 class Settings(BaseSettings):
@@ -30,6 +34,18 @@ class Settings(BaseSettings):
     )
     max_upload_bytes: int = Field(default=1 << 30, ge=1, description="Largest accepted pool upload (413 past it).")
     max_request_bytes: int = Field(default=1 << 20, ge=1, description="Largest accepted JSON request body.")
+    max_upload_expanded_bytes: int | None = Field(
+        default=None,
+        ge=1,
+        description="Largest decompressed size of an upload or server-side pool file (413 past it); "
+        f"default {EXPANSION}x max_upload_bytes.",
+    )
+    max_record_bytes: int = Field(
+        default=16 << 20, ge=1, description="Longest line/record of an upload or server-side pool file (413 past it)."
+    )
+    progress_seconds: float = Field(
+        default=5.0, ge=0, description="Seconds between progress lines on stderr when it is not a terminal."
+    )
     workers: int = Field(default=1, ge=0, description="Worker processes `curate serve` starts beside the API.")
     job_poll_seconds: float = Field(default=0.5, gt=0, description="How often an idle worker looks for a job.")
     job_heartbeat_seconds: float = Field(default=2.0, gt=0, description="How often a busy worker reports in.")
@@ -37,6 +53,12 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="A running job whose worker is silent this long is recovered."
     )
     job_max_attempts: int = Field(default=3, ge=1, description="Runs of a job before recovery fails it.")
+
+    @model_validator(mode="after")
+    def _default_expanded_limit(self) -> Settings:
+        if self.max_upload_expanded_bytes is None:
+            self.max_upload_expanded_bytes = EXPANSION * self.max_upload_bytes
+        return self
 
     @cached_property
     def root(self) -> Path:

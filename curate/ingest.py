@@ -22,8 +22,9 @@ from curate import catalog
 from curate.config import Settings
 from curate.errors import ConflictError, InputError
 from curate.executors import ExecutorSpec, use_executor
-from curate.io import read_chunks, write_json
+from curate.io import write_json
 from curate.pool import Pool, replaced_feature
+from curate.readers import read_chunks
 from curate.records import RECORDS_SCHEMA, Fingerprint, canonical_json, sha256_hex
 from curate.stages.base import Stage
 from curate.stages.cluster import ClusterParams, ClusterStage
@@ -36,6 +37,7 @@ from curate.stages.embed import (
     resolve_model,
 )
 from curate.stages.ngrams import NgramParams, NgramStage
+from curate.streams import Encoding, ReadLimits
 from curate.validate import RecordValidator
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -67,8 +69,18 @@ class IngestParams(BaseModel):
     executor: Literal["local", "ray"] | ExecutorSpec = Field(
         "local", description="Where the feature stages run: local, ray, or {kind: ray, address: ...}."
     )
-    chunk_rows: int = Field(50_000, ge=1, description="Rows per streamed chunk (Parquet).")
+    chunk_rows: int = Field(50_000, ge=1, description="Most rows per streamed chunk (any format).")
     chunk_bytes: int = Field(16 << 20, ge=1024, description="Bytes per streamed block (JSONL, CSV).")
+    encoding: Encoding = Field("utf-8", description="Text encoding of JSONL/CSV input (latin-1, cp1252, utf-16, ...).")
+    max_expanded_bytes: int | None = Field(
+        None, ge=1, description="Refuse input whose decompressed size passes this (None = no limit)."
+    )
+    max_record_bytes: int | None = Field(
+        None, ge=1, description="Refuse a line / record / text longer than this (None = no limit)."
+    )
+
+    def read_limits(self) -> ReadLimits:
+        return ReadLimits(max_expanded_bytes=self.max_expanded_bytes, max_record_bytes=self.max_record_bytes)
 
 
 def _pool_id(name: str, fingerprint: str, v: RecordValidator, params: IngestParams) -> str:
@@ -125,9 +137,15 @@ def _read_into(tmp: Path, vectors_tmp: Path, path: Path, name: str, params: Inge
     writer = None
     n_parts = 0
     t0 = time.perf_counter()
+    progress("read", 0, 0)
     try:
         for chunk in read_chunks(
-            path, chunk_rows=params.chunk_rows, chunk_bytes=params.chunk_bytes, text_field=params.text_field
+            path,
+            chunk_rows=params.chunk_rows,
+            chunk_bytes=params.chunk_bytes,
+            text_field=params.text_field,
+            encoding=params.encoding,
+            limits=params.read_limits(),
         ):
             frame, vectors = v.process(chunk)
             fp.update(frame)
@@ -141,10 +159,12 @@ def _read_into(tmp: Path, vectors_tmp: Path, path: Path, name: str, params: Inge
                 vectors_tmp.mkdir(exist_ok=True)
                 np.save(vectors_tmp / f"part-{n_parts:06d}.npy", vectors)
                 n_parts += 1
-            progress("read", v.rows, 0)
+            estimate = round(v.rows / chunk.fraction) if 0 < chunk.fraction < 1 else 0  # from the bytes read
+            progress("read", v.rows, estimate)
     finally:
         if writer is not None:
             writer.close()
+    progress("read", v.rows, v.rows)
     if v.rows == 0:
         raise InputError("no records in file", file=str(path))
     fingerprint = fp.hexdigest()
@@ -191,6 +211,7 @@ def _commit(settings, tmp, name, pool_id, fingerprint, report, params) -> Pool:
                 "n_records": report["read"]["records"],
                 "fields": report["fields"],
                 "source": report["read"]["file"],
+                "encoding": params.encoding,
                 "duplicates": report["duplicates"],
                 "features": {},
             }

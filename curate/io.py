@@ -1,235 +1,30 @@
-"""Streaming readers and atomic writes.
-
-Readers yield polars chunks with the source line (JSONL, CSV) or row (Parquet) of every record, so
-validation can name the exact place of a bad record without ever holding the whole file.
+"""Atomic writes, locks and leftover sweeping; the streaming readers live in ``curate.readers``
+(re-exported here: ``from curate.io import read_chunks`` keeps working).
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
-import numpy as np
-import polars as pl
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.json as pajson
-import pyarrow.parquet as pq
+from curate.readers import JSONL_SUFFIXES, Chunk, detect_format, read_chunks
 
-from curate.errors import InputError
-
-JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
-_WHITESPACE = np.array([9, 10, 13, 32], dtype=np.uint8)
-
-
-@dataclass
-class Chunk:
-    frame: pl.DataFrame
-    lines: np.ndarray  # int64, 1-based line (JSONL/CSV) or row (Parquet) of each record
-
-
-def detect_format(path: Path) -> tuple[str, str | None]:
-    """(format, compression) from the file name; compression applies to JSONL and CSV."""
-    name = path.name.lower()
-    compression = None
-    for ext, comp in ((".gz", "gzip"), (".zst", "zstd"), (".zstd", "zstd")):
-        if name.endswith(ext):
-            name, compression = name[: -len(ext)], comp
-            break
-    if name.endswith(JSONL_SUFFIXES):
-        return "jsonl", compression
-    if name.endswith((".parquet", ".pq")) and compression is None:
-        return "parquet", None
-    if name.endswith(".csv"):
-        return "csv", compression
-    raise InputError("unsupported file type; expected .jsonl[.gz|.zst], .parquet or .csv[.gz|.zst]", file=str(path))
-
-
-def open_binary(path: Path, compression: str | None) -> IO[bytes]:
-    if compression == "gzip":
-        return gzip.open(path, "rb")
-    if compression == "zstd":
-        import zstandard
-
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True))
-    return open(path, "rb")
-
-
-def read_chunks(
-    path: str | Path, *, chunk_rows: int = 50_000, chunk_bytes: int = 16 << 20, text_field: str = "text"
-) -> Iterator[Chunk]:
-    """Stream any supported file as polars chunks; memory is bounded by one chunk."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such file", file=str(path))
-    fmt, compression = detect_format(path)
-    if fmt == "jsonl":
-        yield from _read_jsonl(path, compression, chunk_bytes, text_field)
-    elif fmt == "parquet":
-        yield from _read_parquet(path, chunk_rows)
-    else:
-        yield from _read_csv(path, compression, chunk_bytes)
-
-
-# --- JSONL -------------------------------------------------------------------------------------
-
-
-def _iter_line_blocks(stream: IO[bytes], block_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """Blocks of whole lines and the 1-based number of each block's first line."""
-    carry, first_line = b"", 1
-    while True:
-        data = stream.read(block_bytes)
-        if not data:
-            if carry.strip():
-                yield carry + b"\n", first_line
-            return
-        buf = carry + data
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            carry = buf
-            continue
-        block, carry = buf[: cut + 1], buf[cut + 1 :]
-        yield block, first_line
-        first_line += block.count(b"\n")
-
-
-def _nonblank_lines(block: bytes, first_line: int, n_records: int) -> np.ndarray:
-    """Line numbers of the block's non-blank lines, which are the ones parsers turn into records.
-
-    Blank lines are rare: when every line became a record, the answer is a plain range and the
-    byte-level scan (the slowest step of reading) is skipped.
-    """
-    n_lines = block.count(b"\n")
-    if n_records == n_lines:
-        return np.arange(first_line, first_line + n_lines, dtype=np.int64)
-    arr = np.frombuffer(block, dtype=np.uint8)
-    newlines = np.flatnonzero(arr == 10)
-    starts = np.concatenate(([0], newlines[:-1] + 1))
-    visible = ~np.isin(arr, _WHITESPACE)
-    per_line = np.add.reduceat(visible, starts, dtype=np.int64)
-    return first_line + np.flatnonzero(per_line > 0).astype(np.int64)
-
-
-def _locate_jsonl_error(path: Path, block: bytes, first_line: int, text_field: str) -> InputError | None:
-    """Slow path, run only after a block failed to parse: find the first offending line."""
-    for offset, raw in enumerate(block.split(b"\n")):
-        if not raw.strip():
-            continue
-        line = first_line + offset
-        try:
-            obj = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            return InputError(f"invalid JSON: {exc}", file=str(path), line=line)
-        if not isinstance(obj, dict):
-            return InputError(f"expected a JSON object, got {type(obj).__name__}", file=str(path), line=line)
-        value = obj.get(text_field)
-        if value is not None and not isinstance(value, str):
-            return InputError(
-                f"text must be a string, got {type(value).__name__}",
-                file=str(path),
-                line=line,
-                field=text_field,
-            )
-    return None
-
-
-def _read_jsonl(path: Path, compression: str | None, block_bytes: int, text_field: str) -> Iterator[Chunk]:
-    schema = pa.schema([(text_field, pa.string())])
-    parse = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
-    with open_binary(path, compression) as stream:
-        try:
-            for block, first_line in _iter_line_blocks(stream, block_bytes):
-                if not block.strip():
-                    continue
-                read = pajson.ReadOptions(block_size=len(block) + 1)
-                try:
-                    frame = pl.from_arrow(pajson.read_json(io.BytesIO(block), read, parse))
-                except pa.ArrowInvalid:
-                    located = _locate_jsonl_error(path, block, first_line, text_field)
-                    if located is not None:
-                        raise located from None
-                    # Only metadata columns disagree on type between records: polars is lenient there.
-                    frame = pl.read_ndjson(io.BytesIO(block), infer_schema_length=None)
-                lines = _nonblank_lines(block, first_line, frame.height)
-                if frame.height != len(lines):
-                    last = first_line + block.count(b"\n") - 1
-                    raise InputError(
-                        f"could not split lines {first_line}..{last} into one JSON object per line",
-                        file=str(path),
-                        line=first_line,
-                    )
-                yield Chunk(frame, lines)
-        except (OSError, EOFError) as exc:  # truncated gzip/zstd, unreadable file
-            raise InputError(f"cannot read file: {exc}", file=str(path)) from None
-
-
-# --- Parquet -----------------------------------------------------------------------------------
-
-
-def _read_parquet(path: Path, chunk_rows: int) -> Iterator[Chunk]:
-    try:
-        handle = pq.ParquetFile(path)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InputError(f"not a readable Parquet file: {exc}", file=str(path)) from None
-    row = 1
-    for batch in handle.iter_batches(batch_size=chunk_rows):
-        if batch.num_rows == 0:
-            continue
-        frame = pl.from_arrow(batch)
-        yield Chunk(frame, np.arange(row, row + frame.height, dtype=np.int64))
-        row += frame.height
-
-
-# --- CSV ---------------------------------------------------------------------------------------
-
-
-def _read_csv(path: Path, compression: str | None, block_bytes: int) -> Iterator[Chunk]:
-    with open_binary(path, compression) as stream:
-        header = next(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")), None)
-    if not header:
-        raise InputError("empty CSV file (no header line)", file=str(path))
-    options = dict(
-        read_options=pacsv.ReadOptions(block_size=block_bytes),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header}, strings_can_be_null=False
-        ),
-    )
-    row = 1
-    try:
-        with open_binary(path, compression) as stream, pacsv.open_csv(stream, **options) as reader:
-            for batch in reader:
-                if batch.num_rows == 0:
-                    continue
-                frame = pl.from_arrow(batch)
-                # Data row r sits on line r + 1 when no value spans lines (the header is line 1).
-                yield Chunk(frame, np.arange(row + 1, row + 1 + frame.height, dtype=np.int64))
-                row += frame.height
-    except pa.ArrowInvalid as exc:
-        line = _locate_csv_error(path, compression, len(header))
-        raise InputError(f"malformed CSV: {str(exc).splitlines()[0]}", file=str(path), line=line) from None
-
-
-def _locate_csv_error(path: Path, compression: str | None, width: int) -> int | None:
-    """Slow path after a parse error: the line where the first row of the wrong width starts."""
-    with open_binary(path, compression) as stream:
-        reader = csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline=""))
-        start = 1
-        for fields in reader:
-            if fields and len(fields) != width:
-                return start
-            start = reader.line_num + 1
-    return None
+__all__ = [
+    "JSONL_SUFFIXES",
+    "LEFTOVER_PREFIXES",
+    "Chunk",
+    "atomic_path",
+    "detect_format",
+    "locked",
+    "read_chunks",
+    "sweep_leftovers",
+    "write_json",
+]
 
 
 # --- Atomic writes -----------------------------------------------------------------------------

@@ -47,6 +47,18 @@ class Pool:
     def ref(self) -> dict:
         return {"id": self.id, "name": self.name, "fingerprint": self.fingerprint, "n_records": self.n_records}
 
+    def describe(self, row: catalog.PoolRow | None = None) -> dict:
+        """What ``curate pools`` and ``GET /v1/pools`` show: never a server path."""
+        row = row or catalog.get_pool(self.settings, self.id)
+        source = (row.info or {}).get("source") or {"kind": "cli"}
+        return {
+            **self.ref(),
+            "created_at": row.created_at.isoformat() if row.created_at else None,
+            "fields": self.info.get("fields", {}),
+            "features": [k for k in ("ngrams", "embed", "cluster") if self.has_feature(k)],
+            "source": {k: v for k, v in source.items() if k != "path"},
+        }
+
     # --- records ---------------------------------------------------------------------------
 
     def scan(self) -> pl.LazyFrame:

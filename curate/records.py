@@ -108,37 +108,62 @@ def sha256_hex(data: str | bytes) -> str:
 
 
 @dataclass
-class SeenSet:
-    """Sorted uint64 keys seen so far, with the first line and count of each; merged per chunk.
+class _Run:
+    """One sorted run of distinct keys with the first line and count of each."""
 
-    Vectorised membership (searchsorted) keeps duplicate detection O(chunk log N) per chunk with
-    16 bytes of memory per distinct key.
+    keys: np.ndarray
+    first_line: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def of(cls, keys: np.ndarray, lines: np.ndarray, counts: np.ndarray) -> _Run:
+        """Sorted and folded: equal keys keep the first line in input order and sum their counts."""
+        order = np.argsort(keys, kind="stable")  # stable: the earlier line of equal keys comes first
+        keys, lines, counts = keys[order], lines[order], counts[order]
+        starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))) if len(keys) else order[:0]
+        summed = np.add.reduceat(counts, starts) if len(starts) else counts[:0]
+        return cls(keys[starts], lines[starts], summed)
+
+
+@dataclass
+class SeenSet:
+    """Keys seen so far, with the first line and count of each, for exact duplicate detection in O(chunk log N).
+
+    Sorted runs whose sizes at least double from newest to oldest (a log-structured merge): adding a
+    chunk merges only runs of similar size, so the whole file costs O(N log N) in total — one sorted
+    array re-sorted per chunk cost O(N log N) per chunk (278 s for 100 chunks of 50k keys). 24 bytes
+    per distinct key; runs added later hold later lines, so the oldest run that has a key has its
+    first line.
     """
 
-    keys: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
-    first_line: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    counts: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    runs: list[_Run] = field(default_factory=list)
 
     def lookup(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(seen before?, first line if seen, times seen before) for each key."""
-        if len(self.keys) == 0:
-            return np.zeros(len(keys), bool), np.full(len(keys), -1, np.int64), np.zeros(len(keys), np.int64)
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-        found = self.keys[pos] == keys
-        first = np.where(found, self.first_line[pos], -1)
-        prior = np.where(found, self.counts[pos], 0)
+        found = np.zeros(len(keys), bool)
+        first = np.full(len(keys), -1, np.int64)
+        prior = np.zeros(len(keys), np.int64)
+        for run in self.runs:  # oldest first
+            pos = np.minimum(np.searchsorted(run.keys, keys), len(run.keys) - 1)
+            here = run.keys[pos] == keys
+            first = np.where(here & ~found, run.first_line[pos], first)
+            prior += np.where(here, run.counts[pos], 0)
+            found |= here
         return found, first, prior
 
     def add(self, keys: np.ndarray, lines: np.ndarray) -> None:
-        all_keys = np.concatenate([self.keys, keys])
-        all_lines = np.concatenate([self.first_line, lines])
-        all_counts = np.concatenate([self.counts, np.ones(len(keys), np.int64)])
-        order = np.lexsort((all_lines, all_keys))
-        all_keys, all_lines, all_counts = all_keys[order], all_lines[order], all_counts[order]
-        starts = np.flatnonzero(np.concatenate(([True], all_keys[1:] != all_keys[:-1])))
-        self.keys = all_keys[starts]
-        self.first_line = all_lines[starts]
-        self.counts = np.add.reduceat(all_counts, starts) if len(starts) else all_counts[:0]
+        if len(keys) == 0:
+            return
+        self.runs.append(_Run.of(keys, lines, np.ones(len(keys), np.int64)))
+        while len(self.runs) > 1 and len(self.runs[-2].keys) <= 2 * len(self.runs[-1].keys):
+            new, old = self.runs.pop(), self.runs.pop()
+            self.runs.append(
+                _Run.of(
+                    np.concatenate([old.keys, new.keys]),  # two sorted runs: the stable sort merges them in O(n)
+                    np.concatenate([old.first_line, new.first_line]),
+                    np.concatenate([old.counts, new.counts]),
+                )
+            )
 
 
 def occurrence_in_chunk(keys: np.ndarray) -> np.ndarray:

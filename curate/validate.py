@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from curate.errors import InputError
-from curate.io import Chunk
+from curate.readers import Chunk
 from curate.records import (
     RECORDS_SCHEMA,
     SeenSet,

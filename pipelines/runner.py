@@ -9,6 +9,7 @@ from curate.dedup import dedup_into_pool
 from curate.errors import InputError
 from curate.executors import use_executor
 from curate.ingest import IngestParams, ingest
+from curate.progress import selection_progress
 from curate.quality import format_headline
 from curate.records import canonical_json, sha256_hex
 from curate.select import run_selection
@@ -74,6 +75,7 @@ def run_pipeline(path: Path, settings: Settings, progress=None) -> dict:
                 seed=sel.seed,
                 target=target,
                 lineage={"pipeline": spec.name or Path(path).name, "run_id": run_id},
+                progress=selection_progress(progress, f"select {sel.name or sel.selector}"),
             )
             rows.append(_row(sel.name or sel.selector, sel.selector, doc))
     return {"pipeline": spec.name, "run_id": run_id, "ingest": report, "pool": pool, "selections": rows}

@@ -51,8 +51,10 @@ class Stage(ABC):
             info = json.loads(marker.read_text())
             return {**info, "cached": True, "path": str(out)}
         start = time.perf_counter()
+        progress = progress or (lambda done, total: None)
+        progress(0, pool.n_records)  # started: a model load or a fit may come before the first count
         with atomic_path(out, directory=True, overwrite=False) as tmp:
-            stats = self.compute(pool, tmp, progress or (lambda done, total: None))
+            stats = self.compute(pool, tmp, progress)
             seconds = time.perf_counter() - start
             info = {
                 "config": self.config(pool),
