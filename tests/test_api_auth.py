@@ -11,7 +11,14 @@ from tests.apiserver import LiveServer
 from tests.conftest import run_cli
 
 TOKENS = "rw-secret:read,write;ro-secret:read;wo-secret:write"
-SAMPLE = {"pool": "nope", "job_id": "0" * 32, "manifest_id": "abcdef", "other_id": "abcdef", "session_id": "0" * 32}
+SAMPLE = {
+    "pool": "nope",
+    "job_id": "0" * 32,
+    "manifest_id": "abcdef",
+    "other_id": "abcdef",
+    "session_id": "0" * 32,
+    "fmt": "jsonl",
+}
 
 
 @pytest.fixture(scope="module")
