@@ -1,0 +1,191 @@
+"""Byte-level views of a batch of texts: words, lines and their hashes, with no Python loop per record.
+
+The quality filters and MinHash both need, for every record, its words (whitespace-separated) and
+stable hashes of words and word n-grams. Going through polars' string lists would materialise one
+Python-visible string per word; here everything is numpy over the UTF-8 buffer of the Arrow array:
+a 256-entry table classifies bytes, record boundaries come from the Arrow offsets, and a segment's
+hash is a polynomial over its bytes read off one prefix sum (``(S[end] − S[start]) · P⁻ˢᵗᵃʳᵗ``,
+exact in wrapping uint64 arithmetic because P is odd). Hashes are stable across versions and
+machines (no dependence on polars' or Python's hash seeds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+# Byte classes. Non-ASCII lead bytes count as letters except the Latin-1 symbols (C2 xx), the
+# punctuation/symbol blocks U+2000–U+2BFF (E2 80–AF), CJK punctuation (E3 80) and emoji (F0 9F).
+SPACE, DIGIT, ALPHA, PUNCT, CONT, LEAD = 1, 2, 4, 8, 16, 32
+_CLASS = np.zeros(256, np.uint8)
+_CLASS[[9, 10, 11, 12, 13, 32]] = SPACE
+_CLASS[ord("0") : ord("9") + 1] = DIGIT
+_CLASS[ord("a") : ord("z") + 1] = ALPHA
+_CLASS[ord("A") : ord("Z") + 1] = ALPHA
+for _c in range(33, 127):
+    if _CLASS[_c] == 0:
+        _CLASS[_c] = PUNCT
+_CLASS[0x80:0xC0] = CONT
+_CLASS[0xC0:] = LEAD
+_LOWER = np.arange(256, dtype=np.uint8)
+_LOWER[ord("A") : ord("Z") + 1] += 32
+
+_MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], np.uint64)  # the low k bytes
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def mix64(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit reaches every output bit."""
+    h = (h ^ (h >> np.uint64(30))) * _M1
+    h = (h ^ (h >> np.uint64(27))) * _M2
+    return h ^ (h >> np.uint64(31))
+
+
+@dataclass
+class Segments:
+    """Byte spans [start, end) inside a batch, each belonging to record ``record``."""
+
+    start: np.ndarray  # int64
+    end: np.ndarray  # int64
+    record: np.ndarray  # int64, non-decreasing
+    n_records: int
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def per_record(self, values: np.ndarray | None = None) -> np.ndarray:
+        """Sum of ``values`` (or the count) over each record's segments."""
+        return np.bincount(self.record, weights=values, minlength=self.n_records)
+
+    @cached_property
+    def first(self) -> np.ndarray:
+        """Index of each record's first segment (len(self) when it has none)."""
+        return np.searchsorted(self.record, np.arange(self.n_records))
+
+
+class TextBytes:
+    """The UTF-8 bytes of a batch of texts (nulls read as empty) with their byte classes.
+
+    Every record is stored followed by ``"\\n\\n"``, so no word, line or paragraph ever spans two
+    records and segment boundaries need no special case; ``offsets`` include that terminator.
+    """
+
+    TERMINATOR = 2
+
+    def __init__(self, texts: pl.Series) -> None:
+        arr = (texts.fill_null("") + "\n\n").to_arrow()
+        if isinstance(arr, pa.ChunkedArray):
+            arr = arr.combine_chunks()
+        arr = arr.cast(pa.large_string())
+        self.n = len(arr)
+        if self.n == 0:
+            self.offsets, self.data = np.zeros(1, np.int64), np.zeros(0, np.uint8)
+        else:
+            raw = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + self.n + 1]
+            self.data = np.frombuffer(arr.buffers()[2], np.uint8)[raw[0] : raw[-1]]
+            self.offsets = raw - raw[0]
+        self.cls = _CLASS[self.data]
+        self.ascii = not (self.data >= 0x80).any()
+
+    def count(self, mask: np.ndarray) -> np.ndarray:
+        """Per record, the number of bytes where ``mask`` is true."""
+        if self.n == 0:
+            return np.zeros(0, np.int64)
+        return np.add.reduceat(mask.view(np.uint8), self.offsets[:-1], dtype=np.int64)  # no record is empty
+
+    @cached_property
+    def n_chars(self) -> np.ndarray:
+        """Characters of each text (its terminator excluded)."""
+        n_bytes = np.diff(self.offsets) - self.TERMINATOR
+        return n_bytes if self.ascii else n_bytes - self.count(self.cls == CONT)
+
+    def char_lengths(self, seg: Segments) -> np.ndarray:
+        """Characters in each segment."""
+        if self.ascii:
+            return seg.end - seg.start
+        c = self._char_prefix
+        return c[seg.end] - c[seg.start]
+
+    @cached_property
+    def _char_prefix(self) -> np.ndarray:
+        return prefix_count(self.cls != CONT)
+
+    def find(self, seq: bytes) -> np.ndarray:
+        """Start positions of every occurrence of ``seq`` (overlapping ones included)."""
+        pos = np.flatnonzero(self.data == seq[0])
+        for k, byte in enumerate(seq[1:], start=1):
+            pos = pos[pos + k < len(self.data)]
+            pos = pos[self.data[pos + k] == byte]
+        return pos
+
+    def record_of(self, positions: np.ndarray) -> np.ndarray:
+        return np.searchsorted(self.offsets, positions, side="right") - 1
+
+    def segments(self, separator: np.ndarray) -> Segments:
+        """Maximal runs of bytes where ``separator`` (true at every terminator) is false."""
+        edges = np.diff((~separator).view(np.int8), prepend=np.int8(0), append=np.int8(0))
+        at = np.flatnonzero(edges)
+        start, end = at[edges[at] > 0], at[edges[at] < 0]
+        return Segments(start, end, self.record_of(start), self.n)
+
+    @cached_property
+    def words(self) -> Segments:
+        """Whitespace-separated words (Gopher's and datatrove's unit)."""
+        return self.segments((self.cls & SPACE) != 0)
+
+    def hashes(self, seg: Segments, data: np.ndarray | None = None) -> np.ndarray:
+        """A stable 64-bit hash of each segment's bytes (of ``data`` when given, e.g. lowercased).
+
+        Eight bytes at a time: one gather of the first block of every segment, then further blocks
+        only for the segments longer than that, so the cost is per segment, not per byte.
+        """
+        data = self.data if data is None else data
+        if len(seg) == 0:
+            return np.zeros(0, np.uint64)
+        padded = np.zeros(len(data) + 8, np.uint8)
+        padded[: len(data)] = data
+        windows = np.lib.stride_tricks.sliding_window_view(padded, 8)
+        length = seg.end - seg.start
+        with np.errstate(over="ignore"):
+            h = length.astype(np.uint64) * _GOLDEN
+            todo = np.arange(len(seg))
+            done = 0
+            while len(todo):
+                block = np.ascontiguousarray(windows[seg.start[todo] + done]).view("<u8").ravel()
+                block &= _MASKS[np.minimum(length[todo] - done, 8)]
+                h[todo] = mix64(h[todo] ^ block)
+                done += 8
+                todo = todo[length[todo] > done]
+            return h
+
+    def lowercased(self) -> np.ndarray:
+        """ASCII-lowercased bytes (pair with ``polars.str.to_lowercase`` for the rest of Unicode)."""
+        return _LOWER[self.data]
+
+
+def prefix_count(mask: np.ndarray) -> np.ndarray:
+    """c[i] = number of true values before position i (int32: a batch stays far below 2**31 bytes)."""
+    out = np.zeros(len(mask) + 1, np.int32)
+    np.cumsum(mask, dtype=np.int32, out=out[1:])
+    return out
+
+
+def combine(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Order-sensitive combination of two hash arrays (n-gram from its prefix and next word)."""
+    with np.errstate(over="ignore"):
+        return mix64(left * _GOLDEN + right)
+
+
+def ngram_hashes(word_hashes: np.ndarray, record: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(hash, start word) of every n-gram of consecutive words inside one record."""
+    h = word_hashes
+    for j in range(1, n):
+        h = combine(h[:-1], word_hashes[j:])
+    starts = np.arange(len(h), dtype=np.int64)
+    valid = record[: len(h)] == record[n - 1 :] if n > 1 else np.ones(len(h), bool)
+    return h[valid], starts[valid]
