@@ -122,8 +122,12 @@ def write_manifest(
     selection: Selection,
     metrics: dict,
     lineage: dict | None = None,
+    extras: dict[str, pa.Table] | None = None,
 ) -> tuple[dict, bool]:
-    """Write the manifest unless it exists; returns (manifest.json content, created?)."""
+    """Write the manifest unless it exists; returns (manifest.json content, created?).
+
+    ``extras`` are further Parquet files beside ``subset.parquet`` (e.g. a dedup's or a filter's
+    ``removed.parquet``), checksummed in ``files`` like it."""
     mid = manifest_id(pool.fingerprint, selector, params, budget["requested"], seed, target and target["fingerprint"])
     dest = settings.manifests_dir / mid
     if (dest / "manifest.json").exists():
@@ -131,6 +135,10 @@ def write_manifest(
     table = build_subset(pool, selection)
     with atomic_path(dest, directory=True, overwrite=False) as tmp:
         pq.write_table(table, tmp / "subset.parquet", compression="zstd", write_statistics=True)
+        files = [_file_entry(tmp / "subset.parquet", tmp, table.num_rows)]
+        for name, extra in sorted((extras or {}).items()):
+            pq.write_table(extra, tmp / name, compression="zstd")
+            files.append(_file_entry(tmp / name, tmp, extra.num_rows))
         doc = {
             "manifest_version": MANIFEST_VERSION,
             "id": mid,
@@ -142,7 +150,7 @@ def write_manifest(
             "seed": seed,
             "mixture": selection.mixture,
             "metrics": metrics,
-            "files": [_file_entry(tmp / "subset.parquet", tmp, table.num_rows)],
+            "files": files,
             "lineage": {"parents": [], **(lineage or {})},
             "software": software(),
         }
