@@ -295,16 +295,16 @@ def run_spec(
             result["ingest"]["stages"] = {k: {**v, "cached": True} for k, v in first["report"]["stages"].items()}
         read = next((p.parent for p in planned if isinstance(p.step, SelectStep)), 0)
         result["pool"] = runner.outputs[read]["pool"]["name"]
-        result["selections"] = [
+        result["selections"] = [  # the dedup row first, as before
             {
                 "name": r["step"],
-                "selector": r["selector"],
+                "selector": r.get("selector") or "semdedup",
                 "selected": r["records_out"],
                 "metrics": r["metrics"],
                 "manifest": r["manifest"],
                 "path": r["path"],
             }
             for r in runner.rows
-            if r["kind"] == "select"
+            if r["kind"] in ("select", "dedup")
         ]
     return result

@@ -217,6 +217,12 @@ def parse_spec(raw: Any, *, file: str | None = None) -> PipelineSpec:
     except ValidationError as exc:
         err = exc.errors()[0]
         raise InputError(err["msg"], file=file, field=error_location(err) or None) from None
+    check_selectors(spec, file)
+    return spec
+
+
+def check_selectors(spec: PipelineSpec, file: str | None = None) -> None:
+    """Every select step names a selector, with valid parameters and budget."""
     for label, step in labelled_steps(spec):
         if isinstance(step, SelectStep):
             try:
@@ -224,7 +230,6 @@ def parse_spec(raw: Any, *, file: str | None = None) -> PipelineSpec:
                 parse_budget(step.budget)
             except InputError as exc:
                 raise InputError(exc.message, file=file, field=f"{label}.{exc.field or 'selector'}") from None
-    return spec
 
 
 def labelled_steps(spec: PipelineSpec) -> list[tuple[str, Step]]:
