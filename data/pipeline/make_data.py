@@ -42,7 +42,8 @@ def locale_strings(n: int, rng: np.random.Generator) -> list[str]:
     for lang in ("de", "fr", "es"):
         for mo in sorted(Path(f"/usr/share/locale/{lang}/LC_MESSAGES").glob("*.mo")):
             try:
-                cat = gettext.GNUTranslations(open(mo, "rb"))
+                with open(mo, "rb") as f:
+                    cat = gettext.GNUTranslations(f)
             except Exception:  # noqa: BLE001 — a catalog we cannot read is skipped
                 continue
             for msg in cat._catalog.values():  # noqa: SLF001
@@ -90,7 +91,7 @@ def main() -> None:
     for i in range(8):
         plant("symbols", " ".join(["###", "...", "#", "…"][(i + j) % 4] + w for j, w in
                                   enumerate(apps["text"][i].split()[:10])), "apps", "junk")  # fmt: skip
-    for i in range(8):
+    for _ in range(8):
         plant("digits", " ".join(f"{int(x)}" for x in rng.integers(0, 99999, 14)) + " units", "docs", "junk")
     for i in range(8):
         phrase = " ".join(libs["text"][i].split()[:4])
@@ -120,7 +121,8 @@ def main() -> None:
     part(libs, "libs").rename({"id": "package", "text": "description", "domain": "section"}).write_ndjson(
         HERE / "debian-libs.jsonl"
     )
-    part(apps, "apps").rename({"id": "name", "text": "about", "domain": "category"}).write_csv(HERE / "debian-apps.csv")
+    apps_out = part(apps, "apps").rename({"id": "name", "text": "about", "domain": "category"})
+    apps_out.write_csv(HERE / "debian-apps.csv")
     part(docs, "docs").rename({"id": "qualname", "text": "doc", "domain": "library"}).write_parquet(
         HERE / "docstrings.parquet"
     )
