@@ -127,5 +127,7 @@ def test_exact_dedup_normalisation(planted):
     assert strict["metrics"]["removed"] == 0  # the copies differ in case and spacing
     folded, _ = dedup_pool(settings, pool, ExactDedupParams(normalize="lower_whitespace"))
     removed = read_removed(folded)
-    assert dict(zip(removed["id"], removed["duplicate_of"], strict=True)) == {f"exact{i}": f"r{i}" for i in range(60, 70)}
+    assert dict(zip(removed["id"], removed["duplicate_of"], strict=True)) == {
+        f"exact{i}": f"r{i}" for i in range(60, 70)
+    }
     assert removed["similarity"].to_list() == [1.0] * 10

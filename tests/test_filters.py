@@ -90,7 +90,10 @@ def ref_repetition(t: str) -> dict:
     n-gram counted only when it repeats."""
     out = {}
     total_chars = len(t)
-    for label, parts in (("line", [x for x in t.split("\n") if x]), ("paragraph", [x for x in re.split(r"\n{2,}", t) if x])):
+    for label, parts in (
+        ("line", [x for x in t.split("\n") if x]),
+        ("paragraph", [x for x in re.split(r"\n{2,}", t) if x]),
+    ):
         seen, dup, dup_chars = set(), 0, 0
         for p in parts:
             if p in seen:
