@@ -117,7 +117,9 @@ def ref_repetition(t: str) -> dict:
             if g in seen:
                 covered[i : i + n] = True
             seen.add(g)
-        out[f"dup_{n}gram"] = sum(len(w) for w, c in zip(words, covered) if c) / word_chars if word_chars else 0.0
+        out[f"dup_{n}gram"] = (
+            sum(len(w) for w, c in zip(words, covered, strict=True) if c) / word_chars if word_chars else 0.0
+        )
     return out
 
 
