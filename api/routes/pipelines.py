@@ -9,7 +9,7 @@ from api.deps import WRITE
 from api.routes.pools import check_server_path
 from api.schemas import JobOut, errors
 from curate import jobs
-from curate.steps.plan import plan
+from curate.steps.plan import plan, with_resolved_targets
 from curate.steps.spec import PipelineSpec, check_selectors, resolve_paths
 
 router = APIRouter(tags=["pipelines"])
@@ -28,7 +28,8 @@ def create_pipeline(request: Request, body: PipelineSpec) -> JSONResponse:
     settings = request.app.state.settings
     check_selectors(body)
     spec = resolve_paths(body, lambda raw: check_server_path(settings, raw, field="path"))
-    plan(settings, spec, check_target=lambda raw: check_server_path(settings, raw, field="target"))
+    planned, _ = plan(settings, spec, check_target=lambda raw: check_server_path(settings, raw, field="target"))
+    spec = with_resolved_targets(spec, planned)
     params = {"spec": spec.model_dump(mode="json", by_alias=True, exclude_unset=True), "name": spec.name}
     job = jobs.submit(settings, "pipeline", params)
     return JSONResponse(jobs.to_dict(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})

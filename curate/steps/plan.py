@@ -152,3 +152,17 @@ def beside(path: str | Path):
     """Resolve relative paths against a pipeline file's folder."""
     base = Path(path).resolve().parent
     return lambda raw: (base / raw).expanduser().resolve()
+
+
+def with_resolved_targets(spec: PipelineSpec, planned: list[PlannedStep]) -> PipelineSpec:
+    """The spec with each selection's target as the plan resolved it (a pool id or an absolute path),
+    so a job that runs it later, elsewhere, needs no path rules of its own."""
+    targets = {p.label: p.target for p in planned if isinstance(p.step, SelectStep)}
+    if spec.steps is not None:
+        steps = [
+            s.model_copy(update={"target": targets[f"steps.{i}"]}) if f"steps.{i}" in targets else s
+            for i, s in enumerate(spec.steps)
+        ]
+        return spec.model_copy(update={"steps": steps})
+    selections = [s.model_copy(update={"target": targets[f"selections.{i}"]}) for i, s in enumerate(spec.selections)]
+    return spec.model_copy(update={"selections": selections})
