@@ -185,3 +185,8 @@ def test_filter_manifest_explains_every_drop(settings):
     assert sum(doc["metrics"]["removed_by"].values()) == removed.height
     again, _ = filter_pool(settings, pool, spec)
     assert again["id"] == doc["id"]
+    from curate.report import write_report
+
+    write_report(settings, Path(doc["path"]), settings.root / "report.html")
+    html = (settings.root / "report.html").read_text()
+    assert "removed_by" in html and all(reason in html for reason in doc["metrics"]["removed_by"])
