@@ -133,10 +133,44 @@ class TextBytes:
         start, end = at[edges[at] > 0], at[edges[at] < 0]
         return Segments(start, end, self.record_of(start), self.n)
 
+    def between(self, cuts: np.ndarray, width: np.ndarray | int = 1) -> Segments:
+        """The non-empty spans between sorted separator positions ``cuts`` (each ``width`` bytes
+        long), for separators that are rare (newlines): no pass over every byte."""
+        starts = np.concatenate(([0], cuts + width))
+        ends = np.concatenate((cuts, [len(self.data)]))
+        keep = ends > starts
+        start, end = starts[keep], ends[keep]
+        return Segments(start, end, self.record_of(start), self.n)
+
+    @cached_property
+    def newlines(self) -> np.ndarray:
+        """Positions of every newline byte (each record's terminator included)."""
+        return np.flatnonzero(self.data == ord("\n"))
+
+    @cached_property
+    def lines(self) -> Segments:
+        """Text between newlines (runs of newlines are one separator, as ``re.split(r"\\n+")``)."""
+        return self.between(self.newlines)
+
+    @cached_property
+    def paragraphs(self) -> Segments:
+        """Text between runs of two or more newlines."""
+        nl = self.newlines
+        double = np.zeros(len(nl), bool)
+        pair = nl[1:] == nl[:-1] + 1
+        double[1:] |= pair
+        double[:-1] |= pair
+        runs = nl[double]  # newline bytes that belong to a run of ≥ 2: each one a one-byte separator
+        return self.between(runs)
+
+    @cached_property
+    def is_space(self) -> np.ndarray:
+        return (self.cls & SPACE) != 0
+
     @cached_property
     def words(self) -> Segments:
         """Whitespace-separated words (Gopher's and datatrove's unit)."""
-        return self.segments((self.cls & SPACE) != 0)
+        return self.segments(self.is_space)
 
     def hashes(self, seg: Segments, data: np.ndarray | None = None) -> np.ndarray:
         """A stable 64-bit hash of each segment's bytes (of ``data`` when given, e.g. lowercased).

@@ -28,7 +28,8 @@ from pydantic import Field, model_validator
 from scipy.sparse.csgraph import connected_components
 
 from curate.dedup.base import Duplicates
-from curate.executors.base import Task, current_executor, read_row_range, row_ranges
+from curate.executors.base import Task, read_row_range, row_ranges
+from curate.executors.threads import map_units
 from curate.stages.base import Progress, Stage, StageParams
 from curate.tokens import PUNCT, SPACE, TextBytes, combine, ngram_hashes
 
@@ -199,7 +200,7 @@ class MinHashStage(Stage):
         sig = np.lib.format.open_memmap(out / "signatures.npy", mode="w+", dtype=np.uint32, shape=(n, p.num_perm))
         keys = np.empty((n, bands), np.uint64)
         start = 0
-        for s, k in current_executor().map(SignatureTask(pool.records_path, p), row_ranges(n, _ROWS_PER_UNIT)):
+        for s, k in map_units(SignatureTask(pool.records_path, p), row_ranges(n, _ROWS_PER_UNIT)):
             sig[start : start + len(s)], keys[start : start + len(s)] = s, k
             start += len(s)
             progress(start, n)

@@ -48,6 +48,17 @@ def _at(data: np.ndarray, pos: np.ndarray, seq: tuple[int, ...]) -> np.ndarray:
     return ok
 
 
+def _ellipses(view: TextBytes) -> np.ndarray:
+    """Per record, non-overlapping '...' (as ``str.count``): a run of k dots holds k // 3."""
+    dots = np.flatnonzero(view.data == ord("."))
+    if len(dots) == 0:
+        return np.zeros(view.n, np.int64)
+    head = np.concatenate(([True], dots[1:] != dots[:-1] + 1))
+    starts = np.flatnonzero(head)
+    runs = np.diff(np.concatenate((starts, [len(dots)])))
+    return np.bincount(view.record_of(dots[starts]), weights=runs // 3, minlength=view.n).astype(np.int64)
+
+
 def letters(view: TextBytes) -> np.ndarray:
     """Per byte: does a letter start here."""
     data, cls = view.data, view.cls
@@ -74,14 +85,13 @@ class CharacterFilter(QualityFilter):
         n_words = words.per_record()
         non_space = non_space_chars(view)
         is_letter = letters(view)
-        dots = view.segments(data != ord("."))
-        symbols = view.count(data == ord("#")) + dots.per_record((dots.end - dots.start) // 3)
+        symbols = view.count(data == ord("#")) + _ellipses(view)
         if not view.ascii:
             symbols = symbols + np.bincount(view.record_of(view.find(bytes(_ELLIPSIS))), minlength=view.n)
         c = prefix_count(is_letter)
         alpha_words = words.per_record((c[words.end] - c[words.start] > 0).astype(np.float64))
         n_letters = view.count(is_letter)
-        lines = view.segments(data == ord("\n"))
+        lines = view.lines
         bullet, ellipsis = self._line_marks(view, lines)
         n_lines = lines.per_record()
         return {

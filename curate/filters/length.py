@@ -7,7 +7,7 @@ import polars as pl
 from pydantic import Field
 
 from curate.filters.base import FilterParams, QualityFilter, Rule, ratio
-from curate.tokens import SPACE, TextBytes
+from curate.tokens import TextBytes
 
 
 class LengthParams(FilterParams):
@@ -21,7 +21,7 @@ class LengthParams(FilterParams):
 
 def non_space_chars(view: TextBytes) -> np.ndarray:
     """Characters that are not ASCII whitespace (the terminator is whitespace, so it drops out)."""
-    return view.n_chars - (view.count((view.cls & SPACE) != 0) - view.TERMINATOR)
+    return view.n_chars - (view.count(view.is_space) - view.TERMINATOR)
 
 
 class LengthFilter(QualityFilter):

@@ -57,16 +57,6 @@ def later_occurrences(view: TextBytes, seg: Segments) -> np.ndarray:
     return ~_keyed(view.hashes(seg), seg.record).is_first_distinct().to_numpy()
 
 
-def paragraphs(view: TextBytes) -> Segments:
-    """Text between runs of two or more newlines."""
-    nl = view.data == ord("\n")
-    double = np.zeros(len(nl), bool)
-    both = nl[1:] & nl[:-1]
-    double[1:] |= both
-    double[:-1] |= both
-    return view.segments(double)
-
-
 class RepetitionFilter(QualityFilter):
     name = "repetition"
     Params = RepetitionParams
@@ -75,7 +65,7 @@ class RepetitionFilter(QualityFilter):
     def measure(self, texts: pl.Series, view: TextBytes) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         n_chars = view.n_chars
-        for label, seg in (("line", view.segments(view.data == ord("\n"))), ("paragraph", paragraphs(view))):
+        for label, seg in (("line", view.lines), ("paragraph", view.paragraphs)):
             later = later_occurrences(view, seg)
             out[f"dup_{label}_fraction"] = ratio(seg.per_record(later.astype(np.float64)), seg.per_record())
             chars = np.where(later, view.char_lengths(seg), 0).astype(np.float64)

@@ -11,7 +11,8 @@ import polars as pl
 
 from curate.config import Settings
 from curate.dedup.base import REMOVED_FILE
-from curate.executors.base import Task, current_executor, read_row_range, row_ranges
+from curate.executors.base import Task, read_row_range, row_ranges
+from curate.executors.threads import map_units
 from curate.filters import FilterSpec, decide, measure
 from curate.manifest import write_manifest
 from curate.metrics import common_metrics
@@ -45,9 +46,7 @@ class FilterStage(Stage):
 
     def compute(self, pool: Pool, out: Path, progress: Progress) -> dict:
         frames, done = [], 0
-        for frame in current_executor().map(
-            FilterTask(pool.records_path, self.params), row_ranges(pool.n_records, _ROWS_PER_UNIT)
-        ):
+        for frame in map_units(FilterTask(pool.records_path, self.params), row_ranges(pool.n_records, _ROWS_PER_UNIT)):
             frames.append(frame)
             done += frame.height
             progress(done, pool.n_records)
