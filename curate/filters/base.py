@@ -72,6 +72,11 @@ class QualityFilter(ABC):
         return Rule(name, column, low=threshold) if low else Rule(name, column, high=threshold)
 
 
+def bounds(family: QualityFilter, specs: list[tuple[str, str, bool]]) -> list[Rule]:
+    """The rules in force among (value, parameter, is-a-lower-bound) triples."""
+    return [r for r in (family.bound(v, p, low=low) for v, p, low in specs) if r is not None]
+
+
 def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den, 0 where den is 0 (an empty text has no symbols, digits or repeats)."""
     out = np.zeros(len(num), np.float64)

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from curate.filters.base import FilterParams, QualityFilter, Rule, ratio
+from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
 from curate.filters.length import non_space_chars
 from curate.tokens import ALPHA, DIGIT, LEAD, TextBytes, prefix_count
 
@@ -120,12 +120,14 @@ class CharacterFilter(QualityFilter):
         return bullet & has_words, ellipsis & has_words
 
     def rules(self) -> list[Rule]:
-        rules = [
-            self.bound("symbol_word_ratio", "max_symbol_word_ratio", low=False),
-            self.bound("alpha_word_fraction", "min_alpha_word_fraction", low=True),
-            self.bound("digit_ratio", "max_digit_ratio", low=False),
-            self.bound("non_alpha_ratio", "max_non_alpha_ratio", low=False),
-            self.bound("bullet_line_fraction", "max_bullet_line_fraction", low=False),
-            self.bound("ellipsis_line_fraction", "max_ellipsis_line_fraction", low=False),
-        ]
-        return [r for r in rules if r is not None]
+        return bounds(
+            self,
+            [
+                ("symbol_word_ratio", "max_symbol_word_ratio", False),
+                ("alpha_word_fraction", "min_alpha_word_fraction", True),
+                ("digit_ratio", "max_digit_ratio", False),
+                ("non_alpha_ratio", "max_non_alpha_ratio", False),
+                ("bullet_line_fraction", "max_bullet_line_fraction", False),
+                ("ellipsis_line_fraction", "max_ellipsis_line_fraction", False),
+            ],
+        )

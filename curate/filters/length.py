@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from curate.filters.base import FilterParams, QualityFilter, Rule, ratio
+from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
 from curate.tokens import TextBytes
 
 
@@ -38,12 +38,14 @@ class LengthFilter(QualityFilter):
         }
 
     def rules(self) -> list[Rule]:
-        rules = [
-            self.bound("words", "min_words", low=True),
-            self.bound("words", "max_words", low=False),
-            self.bound("chars", "min_chars", low=True),
-            self.bound("chars", "max_chars", low=False),
-            self.bound("mean_word_length", "min_mean_word_length", low=True),
-            self.bound("mean_word_length", "max_mean_word_length", low=False),
-        ]
-        return [r for r in rules if r is not None]
+        return bounds(
+            self,
+            [
+                ("words", "min_words", True),
+                ("words", "max_words", False),
+                ("chars", "min_chars", True),
+                ("chars", "max_chars", False),
+                ("mean_word_length", "min_mean_word_length", True),
+                ("mean_word_length", "max_mean_word_length", False),
+            ],
+        )

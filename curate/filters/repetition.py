@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 from pydantic import Field
 
-from curate.filters.base import FilterParams, QualityFilter, Rule, ratio
+from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
 from curate.tokens import Segments, TextBytes, combine
 
 _TOP = (2, 3, 4)
@@ -109,7 +109,7 @@ class RepetitionFilter(QualityFilter):
             *((f"top_{n}gram", f"max_top_{n}gram") for n in _TOP),
             *((f"dup_{n}gram", f"max_dup_{n}gram") for n in _DUP),
         ]
-        return [r for r in (self.bound(v, k, low=False) for v, k in names) if r is not None]
+        return bounds(self, [(v, k, False) for v, k in names])
 
 
 def _top_chars(keys, starts, repeated, rec, prefix, n, n_records) -> np.ndarray:
