@@ -104,6 +104,10 @@ def test_bad_step_reference_exits_two_naming_the_field(tmp_path):
     proc = run_cli("run", str(write(tmp_path / "p.yaml", {"steps": steps})), home=tmp_path / "h")
     assert proc.returncode == 2 and "steps.5.from" in proc.stderr
     steps = no_embedding_steps()
+    steps[0]["sources"][1]["path"] = str(tmp_path / "missing.csv")
+    proc = run_cli("run", str(write(tmp_path / "p.yaml", {"steps": steps})), home=tmp_path / "h")
+    assert proc.returncode == 2 and "steps.0.sources.1.path" in proc.stderr and "missing.csv" in proc.stderr
+    steps = no_embedding_steps()
     steps[3]["threshold"] = 1.5
     proc = run_cli("run", str(write(tmp_path / "p.yaml", {"steps": steps})), home=tmp_path / "h")
     assert proc.returncode == 2 and "steps.3.threshold" in proc.stderr

@@ -84,6 +84,7 @@ def plan(
             if ingest is not None:
                 raise InputError("one ingest step per pipeline (give it several 'sources')", file=file, field=label)
             ingest = step
+            _check_inputs(step, label, file)
         elif isinstance(step, ReadsStep):
             if i == 0:
                 raise InputError("the first step must be an ingest step", file=file, field=label)
@@ -125,6 +126,18 @@ def plan(
         if isinstance(p.step, SelectStep):
             p.target = _check_selection(settings, p, file, check_target)
     return planned, ingest
+
+
+def _check_inputs(step: IngestStep, label: str, file: str | None) -> None:
+    """Every input file exists (a missing one would otherwise fail after earlier sources were read)."""
+    where = (
+        [("path", step.path)]
+        if step.path is not None
+        else [(f"sources.{k}.path", s.path) for k, s in enumerate(step.sources)]
+    )
+    for name, path in where:
+        if not Path(path).is_file():
+            raise InputError(f"no such file: {path}", file=file, field=f"{label}.{name}")
 
 
 def _check_selection(settings: Settings, p: PlannedStep, file: str | None, check_target) -> str | None:
