@@ -14,7 +14,7 @@ from pydantic import Field
 
 from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
 from curate.filters.length import non_space_chars
-from curate.tokens import ALPHA, DIGIT, LEAD, TextBytes, prefix_count
+from curate.tokens import ALPHA, DIGIT, LEAD, Sparse, TextBytes
 
 _BULLETS_ASCII = (ord("-"), ord("*"))
 _BULLETS_UTF8 = ((0xE2, 0x80, 0xA2), (0xE2, 0x80, 0xA3), (0xE2, 0x97, 0x8F), (0xE2, 0x97, 0xA6), (0xE2, 0x96, 0xAA))
@@ -88,9 +88,9 @@ class CharacterFilter(QualityFilter):
         symbols = view.count(data == ord("#")) + _ellipses(view)
         if not view.ascii:
             symbols = symbols + np.bincount(view.record_of(view.find(bytes(_ELLIPSIS))), minlength=view.n)
-        c = prefix_count(is_letter)
-        alpha_words = words.per_record((c[words.end] - c[words.start] > 0).astype(np.float64))
-        n_letters = view.count(is_letter)
+        c = Sparse(is_letter)
+        alpha_words = words.per_record((c.within(words.start, words.end) > 0).astype(np.float64))
+        n_letters = c.within(view.offsets[:-1], view.offsets[1:])
         lines = view.lines
         bullet, ellipsis = self._line_marks(view, lines)
         n_lines = lines.per_record()

@@ -52,9 +52,12 @@ def _keyed(h: np.ndarray, record: np.ndarray) -> pl.Series:
 
 def later_occurrences(view: TextBytes, seg: Segments) -> np.ndarray:
     """Per segment: its exact bytes already occurred earlier in the same record."""
-    if len(seg) == 0:
-        return np.zeros(0, bool)
-    return ~_keyed(view.hashes(seg), seg.record).is_first_distinct().to_numpy()
+    later = np.zeros(len(seg), bool)
+    several = np.flatnonzero(np.bincount(seg.record, minlength=seg.n_records)[seg.record] > 1)
+    if len(several):  # a record with one line (most of them) repeats none: hash only the others
+        part = Segments(seg.start[several], seg.end[several], seg.record[several], seg.n_records)
+        later[several] = ~_keyed(view.hashes(part), part.record).is_first_distinct().to_numpy()
+    return later
 
 
 class RepetitionFilter(QualityFilter):
