@@ -94,7 +94,8 @@ class Runner:
 
     def key(self, i: int) -> str:
         p = self.planned[i]
-        step = p.step.model_dump(mode="json", by_alias=True, exclude={"name", "from_"})
+        # where the work runs never changes its result (executors are bit-for-bit alike): not in the key
+        step = p.step.model_dump(mode="json", by_alias=True, exclude={"name", "from_", "executor"})
         if isinstance(p.step, IngestStep):
             files = [p.step.path] if p.step.path else [s.path for s in p.step.sources]
             upstream = [_file_identity(f) for f in files]
@@ -105,7 +106,7 @@ class Runner:
             "step": step,
             "upstream": upstream,
             "pool": self.pool_name(p) if p.makes_pool else None,
-            "features": self.features(p).model_dump(mode="json") if p.makes_pool else None,
+            "features": self.features(p).model_dump(mode="json", exclude={"executor"}) if p.makes_pool else None,
             "target": _file_identity(p.target) if p.target and Path(p.target).is_absolute() else p.target,
         }
         return sha256_hex(canonical_json(payload))[:32]
