@@ -244,12 +244,14 @@ def labelled_steps(spec: PipelineSpec) -> list[tuple[str, Step]]:
         return out
     ing = spec.ingest
     fields = ing.model_dump(exclude={"path", "pool"})
-    out = [("ingest", IngestStep(name="ingest", pool=ing.pool, path=ing.path, **fields))]
+    # user strings of the older form (pool and selection names) were never restricted: set, not validated
+    out = [("ingest", IngestStep(name="ingest", path=ing.path, **fields).model_copy(update={"pool": ing.pool}))]
     source = "ingest"
     if spec.dedup is not None:
         params = spec.dedup.model_dump(exclude={"pool"})
         dedup_pool = spec.dedup.pool or f"{ing.pool}-dedup"
-        out.append(("dedup", SemanticDedupStep(name="dedup", pool=dedup_pool, from_="ingest", **params)))
+        step = SemanticDedupStep(name="dedup", from_="ingest", **params).model_copy(update={"pool": dedup_pool})
+        out.append(("dedup", step))
         source = "dedup"
     for i, sel in enumerate(spec.selections):
         step = SelectStep(
