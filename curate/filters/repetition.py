@@ -100,7 +100,8 @@ class RepetitionFilter(QualityFilter):
                 later = ~keys.is_first_distinct().to_numpy()
                 out[f"dup_{n}gram"] = ratio(_covered_chars(candidates[later], n, n_words, rec, wchars, view.n), total)
             rep = candidates[repeated]  # an (n+1)-gram at p repeats only if the n-grams at p and p+1 do
-            candidates = rep[np.isin(rep + 1, rep, assume_unique=True)]
+            nxt = np.minimum(np.searchsorted(rep, rep + 1), max(len(rep) - 1, 0))  # rep is sorted
+            candidates = rep[rep[nxt] == rep + 1] if len(rep) else rep
         return out
 
     def rules(self) -> list[Rule]:
