@@ -379,10 +379,15 @@ def manifest_diff(settings: Settings, as_json: bool, a: str, b: str, out) -> Non
 @click.argument("pipeline", type=click.Path(path_type=Path))
 def run_cmd(settings: Settings, as_json: bool, pipeline: Path) -> None:
     """Run a batch pipeline file: one ingest, then its selections."""
-    from pipelines.runner import format_summary, run_pipeline
+    from pipelines.runner import format_steps, format_summary, run_pipeline
 
-    with _progress(settings) as progress:
-        result = run_pipeline(pipeline, settings, progress=progress)
+    try:
+        with _progress(settings) as progress:
+            result = run_pipeline(pipeline, settings, progress=progress)
+    except BaseException as exc:
+        if getattr(exc, "completed", None):  # what did run before the failure, so the next run's skips make sense
+            click.echo("steps completed before the failure:\n" + format_steps(exc.completed), err=True)
+        raise
     _emit(as_json, result, format_summary(result))
 
 

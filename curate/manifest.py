@@ -145,11 +145,14 @@ def write_manifest(
     warnings: list[str] | None = None,
     budget_note: str | None = None,
     target_source: Target | None = None,
+    extras: dict[str, pa.Table] | None = None,
 ) -> tuple[dict, bool]:
     """Write the manifest unless it exists; returns (manifest.json content, created?).
 
     ``target_source`` (the resolved target) is copied into the folder (``target/``), so the
-    manifest keeps what it was selected against even when the file or pool is gone.
+    manifest keeps what it was selected against even when the file or pool is gone. ``extras`` are
+    further Parquet files beside ``subset.parquet`` (e.g. a dedup's or a filter's ``removed.parquet``),
+    checksummed in ``files`` like it.
     """
     ref = pool_ref(pool)
     mid = manifest_id(ref, selector, params, budget["requested"], seed, target)
@@ -164,6 +167,9 @@ def write_manifest(
             copied = target_source.write_copy(tmp, pool)
             files += [_file_entry(tmp / rel, tmp, rows) for rel, rows in copied.pop("files")]
             target = {**target, **copied}
+        for name, extra in sorted((extras or {}).items()):
+            pq.write_table(extra, tmp / name, compression="zstd")
+            files.append(_file_entry(tmp / name, tmp, extra.num_rows))
         doc = {
             "manifest_version": MANIFEST_VERSION,
             "id": mid,

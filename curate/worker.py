@@ -109,9 +109,34 @@ def run_selection_job(settings: Settings, params: dict, report: Reporter) -> dic
     }
 
 
+def run_pipeline_job(settings: Settings, params: dict, report: Reporter) -> dict:
+    """A pipeline body (paths already checked against the allowed roots) on its executor."""
+    from curate.steps.run import run_spec
+    from curate.steps.spec import PipelineSpec, labelled_steps
+
+    spec = PipelineSpec(**params["spec"])
+    names = [step.name for _, step in labelled_steps(spec)]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        step, _, what = stage.partition(":")
+        i = names.index(step) if step in names else 0
+        fraction = (i + (done / total if total else 0.0)) / len(names)
+        report(
+            0.99 * fraction, stage, f"step {i + 1}/{len(names)} {step}: {what} {done}" + (f"/{total}" if total else "")
+        )
+
+    report(0.0, "plan", f"{len(names)} steps")
+    out = run_spec(settings, spec, name=params.get("name") or "pipeline", progress=progress)
+    report.check()
+    out["steps"] = [{k: v for k, v in row.items() if k != "path"} for row in out["steps"]]  # no server paths
+    out.pop("ingest", None)
+    return out
+
+
 JOB_KINDS: dict[str, Callable[[Settings, dict, Reporter], dict]] = {
     "ingest": run_ingest_job,
     "selection": run_selection_job,
+    "pipeline": run_pipeline_job,
 }
 
 

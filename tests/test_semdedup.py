@@ -127,3 +127,12 @@ def test_pipeline_dedups_then_selects_on_the_kept_records(tmp_path):
     subset = pl.read_parquet(Path(selection["path"]) / "subset.parquet")
     assert set(subset["id"]) == {f"t{i}" for i in range(40)}
     assert subset.sort("id").filter(pl.col("id") == "t1")["domain"].to_list() == ["d1"]
+
+
+def test_manifest_lists_removed_ids_and_what_each_duplicated(planted):
+    doc = run_dedup(planted, pool="planted", params={"eps": 0.1, "keep": "first"})
+    removed = pl.read_parquet(Path(doc["path"]) / "removed.parquet")
+    expected = {f"punct{i}": f"t{i}" for i in range(10)} | {f"para{i}": f"t{i}" for i in range(10, 20)}
+    assert dict(zip(removed["id"], removed["duplicate_of"], strict=True)) == expected
+    assert (removed["similarity"] > 0.9).all() and set(removed["reason"]) == {"semdedup"}
+    assert any(f["path"] == "removed.parquet" for f in doc["files"]) and verify(Path(doc["path"])) == []

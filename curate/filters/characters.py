@@ -1,0 +1,133 @@
+"""Character composition: symbols, digits, letters, bullets and ellipses (Gopher's quality rules plus
+the digit and non-alphabetic ratios most heuristic pipelines add).
+
+Counted on bytes (see ``curate.tokens``): ASCII is classified exactly; a non-ASCII character counts as
+a letter unless it is a Latin-1 symbol, general punctuation or a symbol block (U+2000–U+2BFF), CJK
+punctuation or an emoji.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from pydantic import Field
+
+from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
+from curate.filters.length import non_space_chars
+from curate.tokens import ALPHA, DIGIT, LEAD, Sparse, TextBytes
+
+_BULLETS_ASCII = (ord("-"), ord("*"))
+_BULLETS_UTF8 = ((0xE2, 0x80, 0xA2), (0xE2, 0x80, 0xA3), (0xE2, 0x97, 0x8F), (0xE2, 0x97, 0xA6), (0xE2, 0x96, 0xAA))
+_ELLIPSIS = (0xE2, 0x80, 0xA6)
+
+
+class CharacterParams(FilterParams):
+    max_symbol_word_ratio: float | None = Field(0.1, ge=0, description="Gopher: ('#' + '...' + '…') per word ≤ 0.1.")
+    min_alpha_word_fraction: float | None = Field(
+        0.8, ge=0, le=1, description="Gopher: ≥ 80 % of words contain a letter."
+    )
+    max_digit_ratio: float | None = Field(None, ge=0, le=1, description="Digits per non-space character (off).")
+    max_non_alpha_ratio: float | None = Field(
+        None, ge=0, le=1, description="Non-letters per non-space character (off)."
+    )
+    max_bullet_line_fraction: float | None = Field(
+        0.9, ge=0, le=1, description="Gopher: ≤ 90 % of lines start with a bullet."
+    )
+    max_ellipsis_line_fraction: float | None = Field(
+        0.3, ge=0, le=1, description="Gopher: ≤ 30 % of lines end with an ellipsis."
+    )
+
+
+def _at(data: np.ndarray, pos: np.ndarray, seq: tuple[int, ...]) -> np.ndarray:
+    """Whether the bytes starting at each ``pos`` are ``seq`` (out of range reads as no)."""
+    ok = np.ones(len(pos), bool)
+    for k, byte in enumerate(seq):
+        p = pos + k
+        inside = (p >= 0) & (p < len(data))
+        ok &= inside & (data[np.clip(p, 0, max(len(data) - 1, 0))] == byte)
+    return ok
+
+
+def _ellipses(view: TextBytes) -> np.ndarray:
+    """Per record, non-overlapping '...' (as ``str.count``): a run of k dots holds k // 3."""
+    dots = np.flatnonzero(view.data == ord("."))
+    if len(dots) == 0:
+        return np.zeros(view.n, np.int64)
+    head = np.concatenate(([True], dots[1:] != dots[:-1] + 1))
+    starts = np.flatnonzero(head)
+    runs = np.diff(np.concatenate((starts, [len(dots)])))
+    return np.bincount(view.record_of(dots[starts]), weights=runs // 3, minlength=view.n).astype(np.int64)
+
+
+def letters(view: TextBytes) -> np.ndarray:
+    """Per byte: does a letter start here."""
+    data, cls = view.data, view.cls
+    is_letter = cls == ALPHA
+    if view.ascii:
+        return is_letter
+    lead = np.flatnonzero(cls == LEAD)
+    nxt = data[np.minimum(lead + 1, len(data) - 1)]
+    b = data[lead]
+    symbolic = (
+        (b == 0xC2) | ((b == 0xE2) & (nxt < 0xB0)) | ((b == 0xE3) & (nxt == 0x80)) | ((b == 0xF0) & (nxt == 0x9F))
+    )
+    is_letter[lead[~symbolic]] = True
+    return is_letter
+
+
+class CharacterFilter(QualityFilter):
+    name = "characters"
+    Params = CharacterParams
+    params: CharacterParams
+
+    def measure(self, texts: pl.Series, view: TextBytes) -> dict[str, np.ndarray]:
+        data, words = view.data, view.words
+        n_words = words.per_record()
+        non_space = non_space_chars(view)
+        is_letter = letters(view)
+        symbols = view.count(data == ord("#")) + _ellipses(view)
+        if not view.ascii:
+            symbols = symbols + np.bincount(view.record_of(view.find(bytes(_ELLIPSIS))), minlength=view.n)
+        c = Sparse(is_letter)
+        alpha_words = words.per_record((c.within(words.start, words.end) > 0).astype(np.float64))
+        n_letters = c.within(view.offsets[:-1], view.offsets[1:])
+        lines = view.lines
+        bullet, ellipsis = self._line_marks(view, lines)
+        n_lines = lines.per_record()
+        return {
+            "symbol_word_ratio": ratio(symbols, n_words),
+            "alpha_word_fraction": ratio(alpha_words, n_words),
+            "digit_ratio": ratio(view.count(view.cls == DIGIT), non_space),
+            "non_alpha_ratio": ratio(non_space - n_letters, non_space),
+            "bullet_line_fraction": ratio(lines.per_record(bullet.astype(np.float64)), n_lines),
+            "ellipsis_line_fraction": ratio(lines.per_record(ellipsis.astype(np.float64)), n_lines),
+        }
+
+    @staticmethod
+    def _line_marks(view: TextBytes, lines) -> tuple[np.ndarray, np.ndarray]:
+        """Per line: starts with a bullet (after leading spaces); ends with an ellipsis (before trailing ones)."""
+        data, words = view.data, view.words
+        if len(words) == 0 or len(lines) == 0:
+            return np.zeros(len(lines), bool), np.zeros(len(lines), bool)
+        first = np.minimum(np.searchsorted(words.start, lines.start), len(words) - 1)
+        last = np.maximum(np.searchsorted(words.end, lines.end, side="right") - 1, 0)
+        has_words = (words.start[first] < lines.end) & (words.end[last] > lines.start)
+        head, tail = words.start[first], words.end[last]
+        bullet = np.isin(data[np.minimum(head, len(data) - 1)], _BULLETS_ASCII)
+        for seq in _BULLETS_UTF8:
+            bullet |= _at(data, head, seq)
+        ellipsis = _at(data, tail - 3, (ord("."),) * 3) | _at(data, tail - 3, _ELLIPSIS)
+        return bullet & has_words, ellipsis & has_words
+
+    def rules(self) -> list[Rule]:
+        return bounds(
+            self,
+            [
+                ("symbol_word_ratio", "max_symbol_word_ratio", False),
+                ("alpha_word_fraction", "min_alpha_word_fraction", True),
+                ("digit_ratio", "max_digit_ratio", False),
+                ("non_alpha_ratio", "max_non_alpha_ratio", False),
+                ("bullet_line_fraction", "max_bullet_line_fraction", False),
+                ("ellipsis_line_fraction", "max_ellipsis_line_fraction", False),
+            ],
+        )
