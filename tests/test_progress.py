@@ -117,5 +117,5 @@ def test_run_shows_each_stage_and_each_selection(tmp_path: Path) -> None:
     proc = _cli("run", str(tmp_path / "pipe.yaml"), home=tmp_path / "h")
     assert proc.returncode == 0, proc.stderr
     assert [r["name"] for r in json.loads(proc.stdout)["selections"]] == ["r10", "strat"]
-    for stage in ("[read]", "[ngrams]", "[select r10]", "[select strat]"):
+    for stage in ("[ingest:read]", "[ingest:ngrams]", "[r10:select]", "[strat:select]"):  # step:stage
         assert re.search(rf"^{re.escape(stage)} .*done in \d+s", proc.stderr, re.M), (stage, proc.stderr)
