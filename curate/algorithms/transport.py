@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -90,6 +91,11 @@ class Moments:
             fourth += float(((z * z).sum(axis=1) ** 2).sum())
         return cls(mean, second / n, fourth, n)
 
+    @cached_property
+    def eigen(self) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues and eigenvectors of S, once: every shrinkage only shifts the eigenvalues."""
+        return np.linalg.eigh(self.cov)
+
     @property
     def scale(self) -> float:
         return float(np.trace(self.cov)) / len(self.cov)
@@ -117,12 +123,13 @@ class Moments:
         d, scale = len(self.cov), self.scale
         alpha = self.ledoit_wolf() if shrinkage == "auto" else float(shrinkage)
         delta_ridge = ridge * scale if relative_ridge else ridge
-        sigma = (1 - alpha) * self.cov + (alpha * scale + delta_ridge) * np.eye(d)
-        evals, evecs = np.linalg.eigh(sigma)
+        lam, vecs = self.eigen
+        evals = (1 - alpha) * lam + alpha * scale + delta_ridge  # Σ_shrunk has S's eigenvectors
         condition = float(evals.max() / max(evals.min(), 1e-300))
         if method == "zca":
-            matrix = (evecs / np.sqrt(np.maximum(evals, 1e-300))) @ evecs.T
+            matrix = (vecs / np.sqrt(np.maximum(evals, 1e-300))) @ vecs.T
         elif method == "cholesky":
+            sigma = (1 - alpha) * self.cov + (alpha * scale + delta_ridge) * np.eye(d)
             lower = np.linalg.cholesky(sigma)
             matrix = np.linalg.inv(lower).T  # W = L^{-T}: Cov(XW) = L⁻¹ Σ L^{-T} = I
         else:

@@ -382,7 +382,7 @@ class TarotSelector(Selector):
         ctx.progress(0.1, "whitening")
         mode = p.mode if p.mode != "auto" else ("otm" if ctx.budget_auto else "fixed_size")
         if r["shrinkage"] == "cv" and p.whitening != "none":
-            layers = 1 if mode == "otm" else round(ctx.budget / len(raw_tgt))  # as deep as the selection goes
+            layers = round(ctx.budget / len(raw_tgt)) if mode != "otm" and ctx.budget else 1  # the layers' depth
             choice = choose_whitening(
                 raw, raw_tgt, p.whitening, tuple(p.shrinkage_grid), r["ridge"], r["relative_ridge"],
                 depth=min(max(layers, 1), 20), seed=p.fold_seed,

@@ -75,9 +75,9 @@ def choose_whitening(
         for rest, held in splits
     ]
     depth = max(1, min(depth, len(cand_rows)))
-    scores, built = {}, {}
-    for alpha in alphas:
-        white = moments.whitener(method, alpha, ridge, relative_ridge)
+    scores: dict[float, float] = {}
+    for alpha in alphas:  # ZCA from S's eigenvectors: the cosines of any whitening (§2.3)
+        white = moments.whitener("zca", alpha, ridge, relative_ridge)
         cand, tgt = white.transform(raw_cand[cand_rows]), white.transform(raw_tgt[tgt_rows])
         ratios = []
         for held, rest, perm in plan:
@@ -86,6 +86,7 @@ def choose_whitening(
             sel = sel[_sample(len(sel), ot_sample, rng)] if len(sel) > ot_sample else sel
             rand = perm[: len(sel)]
             ratios.append(ot_distance(cand[sel], tgt[rest]) / ot_distance(cand[rand], tgt[rest]))
-        scores[alpha], built[alpha] = float(np.mean(ratios)), white
+        scores[alpha] = float(np.mean(ratios))
     best = min(alphas, key=lambda a: (scores[a], a))  # ties: the stronger whitening, as the paper
-    return WhiteningChoice(built[best], {f"{a:.4g}": round(s, 6) for a, s in scores.items()})
+    chosen = moments.whitener(method, best, ridge, relative_ridge)
+    return WhiteningChoice(chosen, {f"{a:.4g}": round(s, 6) for a, s in scores.items()})
