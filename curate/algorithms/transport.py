@@ -96,6 +96,10 @@ class Moments:
         """Eigenvalues and eigenvectors of S, once: every shrinkage only shifts the eigenvalues."""
         return np.linalg.eigh(self.cov)
 
+    def shrunk_eigen(self, alpha: float, delta_ridge: float) -> np.ndarray:
+        """Eigenvalues of Σ_shrunk, whose eigenvectors are S's."""
+        return (1 - alpha) * self.eigen[0] + alpha * self.scale + delta_ridge
+
     @property
     def scale(self) -> float:
         return float(np.trace(self.cov)) / len(self.cov)
@@ -123,8 +127,7 @@ class Moments:
         d, scale = len(self.cov), self.scale
         alpha = self.ledoit_wolf() if shrinkage == "auto" else float(shrinkage)
         delta_ridge = ridge * scale if relative_ridge else ridge
-        lam, vecs = self.eigen
-        evals = (1 - alpha) * lam + alpha * scale + delta_ridge  # Σ_shrunk has S's eigenvectors
+        evals, vecs = self.shrunk_eigen(alpha, delta_ridge), self.eigen[1]
         condition = float(evals.max() / max(evals.min(), 1e-300))
         if method == "zca":
             matrix = (vecs / np.sqrt(np.maximum(evals, 1e-300))) @ vecs.T

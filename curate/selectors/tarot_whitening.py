@@ -37,6 +37,10 @@ class WhiteningChoice:
         return {**self.whitener.summary(), "chosen_by": "target folds", "fold_ot_ratio": self.curve}
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def _sample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, limit, replace=False)) if n > limit else np.arange(n)
 
@@ -51,7 +55,7 @@ def choose_whitening(
     depth: int = 1,
     folds: int = 5,
     seed: int = 42,
-    pool_sample: int = 20_000,
+    pool_sample: int = 10_000,
     target_sample: int = 2_000,
     ot_sample: int = 500,
 ) -> WhiteningChoice:
@@ -75,13 +79,20 @@ def choose_whitening(
         for rest, held in splits
     ]
     depth = max(1, min(depth, len(cand_rows)))
+    # In S's eigenbasis every candidate whitening is a column scaling (ZCA's last rotation leaves
+    # cosines alone, and any whitening gives ZCA's cosines, §2.3): rotate the samples once.
+    vecs = moments.eigen[1]
+    base_cand = (np.asarray(raw_cand[cand_rows], np.float64) - moments.mean) @ vecs
+    base_tgt = (np.asarray(raw_tgt[tgt_rows], np.float64) - moments.mean) @ vecs
+    delta_ridge = ridge * moments.scale if relative_ridge else ridge
     scores: dict[float, float] = {}
-    for alpha in alphas:  # ZCA from S's eigenvectors: the cosines of any whitening (§2.3)
-        white = moments.whitener("zca", alpha, ridge, relative_ridge)
-        cand, tgt = white.transform(raw_cand[cand_rows]), white.transform(raw_tgt[tgt_rows])
+    for alpha in alphas:
+        scale = 1.0 / np.sqrt(np.maximum(moments.shrunk_eigen(alpha, delta_ridge), 1e-300))
+        cand, tgt = _unit(base_cand * scale), _unit(base_tgt * scale)
+        _, near = knn_search(cand, tgt, depth)  # every fold's held-out part in one search
         ratios = []
         for held, rest, perm in plan:
-            _, ids = knn_search(cand, tgt[held], depth)
+            ids = near[held]
             sel = np.unique(ids[ids >= 0])
             sel = sel[_sample(len(sel), ot_sample, rng)] if len(sel) > ot_sample else sel
             rand = perm[: len(sel)]
