@@ -20,7 +20,6 @@ Scores, per selection:
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,12 +141,6 @@ def selected_rows(split: Split, doc: dict) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray([row_of[i] for i in subset["id"].to_list()], np.int64), subset["weight"].to_numpy()
 
 
-def nn_top_k(cand: np.ndarray, tgt: np.ndarray, k: int) -> np.ndarray:
-    """Top-k baseline: the k candidates most similar (cosine) to any one target example."""
-    best = (cand @ tgt.T).max(axis=1)
-    return np.argsort(-best, kind="stable")[:k]
-
-
 class Scorer:
     """Every method's selection scored against one target's held-out part, in one metric."""
 
@@ -176,7 +169,8 @@ class Scorer:
         return round((sum(abs(shares[d] - s) for d, s in self.target.shares.items()) + off) / 2, 4)
 
     def ceiling(self) -> dict[str, float]:
-        """Label shares of the held-out target's nearest pool records (raw cosine, with repeats)."""
+        """Label shares of the held-out target's nearest pool records (raw cosine: the vectors are
+        unit length; a pool record nearest to two target records counts twice)."""
         return self.shares((self.held_raw @ self.raw.T).argmax(axis=1))
 
     def score(self, idx: np.ndarray, weights: np.ndarray | None = None) -> dict:
@@ -200,7 +194,9 @@ def run_methods(
 ) -> dict:
     """tarot (and ``tarot_variants``: name → params), random, dsir and top-k NN (raw and whitened)
     at ``budget``, each scored by :class:`Scorer`."""
+    from curate.algorithms.transport import ot_distance
     from curate.select import run_selection
+    from tests.multidomain import nn_max_sim  # top-k: the k candidates most similar to any one target example
 
     sc = Scorer(split, target)
     fit_pool = f"{target.name}-fit"
@@ -217,13 +213,7 @@ def run_methods(
         out[name] = run("tarot", {"estimate_ratio": False, **params})
     out["random"] = run("random")
     out["dsir"] = run("dsir")
-    out["top_k_nn"] = sc.score(nn_top_k(sc.raw, sc.fit_raw, budget))
-    out["top_k_nn_whitened"] = sc.score(nn_top_k(sc.cand, sc.fit, budget))
-    from curate.algorithms.transport import ot_distance
-
+    out["top_k_nn"] = sc.score(nn_max_sim(sc.raw, sc.fit_raw, budget))
+    out["top_k_nn_whitened"] = sc.score(nn_max_sim(sc.cand, sc.fit, budget))
     floor = round(ot_distance(sc.fit, sc.held, "emd"), 6)  # the fit target itself: "as close as it gets"
     return {"ceiling_shares": sc.ceiling(), "fit_target_ot": floor, "methods": out}
-
-
-def write_json(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj))
