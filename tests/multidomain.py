@@ -239,8 +239,8 @@ def compare(
     row_of = dict(the_pool.scan().select("id", "row_id").collect().iter_rows())
     fit_texts = [json.loads(line)["text"] for line in fixture.target_path.read_text().splitlines()]
     fit, held = encode(fit_texts, EmbedParams()), encode(fixture.held_texts, EmbedParams())
-    r = TarotParams().resolved()
-    white = fit_whitener([raw, fit], "cholesky", r["shrinkage"], r["ridge"], r["relative_ridge"])
+    r = TarotParams().resolved()  # the metric stays the paper's full whitening (Ledoit-Wolf), whatever tarot chooses
+    white = fit_whitener([raw, fit], "cholesky", "auto", r["ridge"], r["relative_ridge"])
     cand_w, fit_w, held_w = white.transform(raw), white.transform(fit), white.transform(held)
     names = sorted(fixture.shares)
 

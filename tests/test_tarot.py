@@ -9,6 +9,7 @@ import pytest
 from curate.algorithms.transport import fit_whitener, ot_distance
 from curate.select import run_selection
 from curate.selectors.tarot import Neighbours, fixed_size, greedy_fill, otm
+from curate.selectors.tarot_whitening import choose_whitening
 from tests.conftest import REPO
 
 MULTIMODAL = REPO / "data" / "targets" / "multimodal.jsonl"
@@ -124,22 +125,54 @@ def test_otm_argmin_never_worse_than_reference_and_deterministic():
     assert not np.array_equal(other_folds.indices, best.indices)
 
 
-def test_whitening_ignores_dominant_nuisance_directions():
-    """Eight huge-variance features carry no information about the modes: unwhitened distance is
-    decided by them and picks records of every mode; whitened distance finds the target's mode."""
+def _nuisance_pool() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Eight huge-variance features that carry no information about 4 modes; target = mode 0."""
     rng = np.random.default_rng(4)
     centres = 3 * rng.normal(size=(4, 8))
     labels = np.repeat(np.arange(4), 1000)
     pool = np.hstack([centres[labels] + 0.3 * rng.normal(size=(4000, 8)), 30 * rng.normal(size=(4000, 8))])
     target = np.hstack([centres[[0] * 100] + 0.3 * rng.normal(size=(100, 8)), 30 * rng.normal(size=(100, 8))])
-    on_target = {}
-    for method in ("cholesky", "none"):
-        w = fit_whitener([pool, target], method, shrinkage=0.0)
-        cand, tgt = w.transform(pool), w.transform(target)
-        sel, _ = fixed_size(cand, tgt, 300, Neighbours.build(cand, tgt, 500))
-        on_target[method] = (labels[sel] == 0).mean()
-    assert on_target["cholesky"] >= 0.95
-    assert on_target["none"] < 0.5  # 0.25 would be chance
+    return pool, target, labels
+
+
+def _quiet_noise_pool() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The opposite case, as in short-text embeddings: 8 informative features (6 modes) and 56
+    low-variance features of pure noise, which full whitening blows up; target = modes 0-2."""
+    rng = np.random.default_rng(5)
+    centres = 3 * rng.normal(size=(6, 8))
+    labels = np.repeat(np.arange(6), 700)
+    modes = rng.choice(3, 120)
+    pool = np.hstack([centres[labels] + rng.normal(size=(4200, 8)), 0.05 * rng.normal(size=(4200, 56))])
+    target = np.hstack([centres[modes] + rng.normal(size=(120, 8)), 0.05 * rng.normal(size=(120, 56))])
+    return pool, target, labels
+
+
+def _on_target(pool, target, labels, modes, shrinkage, method="cholesky") -> float:
+    w = fit_whitener([pool, target], method, shrinkage=shrinkage)
+    cand, tgt = w.transform(pool), w.transform(target)
+    sel, _ = fixed_size(cand, tgt, 300, Neighbours.build(cand, tgt, 500))
+    return float(np.isin(labels[sel], modes).mean())
+
+
+def test_whitening_ignores_dominant_nuisance_directions():
+    """Unwhitened distance is decided by the nuisance features and picks records of every mode;
+    whitened distance finds the target's mode."""
+    pool, target, labels = _nuisance_pool()
+    assert _on_target(pool, target, labels, [0], 0.0) >= 0.95
+    assert _on_target(pool, target, labels, [0], 0.0, "none") < 0.5  # 0.25 would be chance
+
+
+def test_whitening_strength_chosen_on_target_folds_follows_the_data():
+    """shrinkage=cv keeps full whitening where dominant directions are nuisance, and drops it where
+    the weak directions are noise (full whitening then costs on-target picks)."""
+    pool, target, labels = _nuisance_pool()
+    choice = choose_whitening(pool, target, depth=3)
+    assert choice.whitener.shrinkage < 0.05  # Ledoit-Wolf's estimate: full whitening
+    assert min(choice.curve.values()) == choice.curve[f"{choice.whitener.shrinkage:.4g}"]
+    pool, target, labels = _quiet_noise_pool()
+    choice = choose_whitening(pool, target, depth=3)
+    assert choice.whitener.shrinkage == 1.0
+    assert _on_target(pool, target, labels, [0, 1, 2], 1.0) > _on_target(pool, target, labels, [0, 1, 2], "auto")
 
 
 def test_papers_pool_multimodal_target(papers_settings):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -62,6 +63,83 @@ class Whitener:
         }
 
 
+def _mean(arrays: list[np.ndarray]) -> np.ndarray:
+    n = sum(len(a) for a in arrays)
+    if n < 2:
+        raise ValueError("whitening needs at least 2 rows")
+    return sum(b.sum(axis=0) for b in _blocks(arrays)) / n
+
+
+@dataclass
+class Moments:
+    """Streamed first and second moments of rows (float64): one pass over the data serves every
+    whitener built from them, so trying several shrinkages costs an eigendecomposition each."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    fourth: float  # Σ‖x_i − μ‖⁴, for the Ledoit–Wolf shrinkage
+    n: int
+
+    @classmethod
+    def of(cls, arrays: list[np.ndarray]) -> Moments:
+        d, n, mean = arrays[0].shape[1], sum(len(a) for a in arrays), _mean(arrays)
+        second = np.zeros((d, d))
+        fourth = 0.0
+        for b in _blocks(arrays):
+            z = b - mean
+            second += z.T @ z
+            fourth += float(((z * z).sum(axis=1) ** 2).sum())
+        return cls(mean, second / n, fourth, n)
+
+    @cached_property
+    def eigen(self) -> tuple[np.ndarray, np.ndarray]:
+        """Eigenvalues and eigenvectors of S, once: every shrinkage only shifts the eigenvalues."""
+        return np.linalg.eigh(self.cov)
+
+    def shrunk_eigen(self, alpha: float, delta_ridge: float) -> np.ndarray:
+        """Eigenvalues of Σ_shrunk, whose eigenvectors are S's."""
+        return (1 - alpha) * self.eigen[0] + alpha * self.scale + delta_ridge
+
+    @property
+    def scale(self) -> float:
+        return float(np.trace(self.cov)) / len(self.cov)
+
+    def ledoit_wolf(self) -> float:
+        """Ledoit & Wolf (2004): β = (1/n²)·Σ‖x xᵀ − S‖²_F = (Σ‖x‖⁴ − n‖S‖²_F)/n², δ² = ‖S − μI‖²_F."""
+        cov, scale, n = self.cov, self.scale, self.n
+        frob = float((cov * cov).sum())
+        beta = max((self.fourth - n * frob) / n**2, 0.0)
+        delta = frob - 2 * scale * float(np.trace(cov)) + scale**2 * len(cov)
+        return min(beta, delta) / delta if delta > 0 else 1.0
+
+    def whitener(
+        self,
+        method: Method = "cholesky",
+        shrinkage: float | Literal["auto"] = "auto",
+        ridge: float = 0.0,
+        relative_ridge: bool = True,
+    ) -> Whitener:
+        """Σ_shrunk = (1 − α)·S + α·(tr S / d)·I + δ·I, where α is Ledoit–Wolf's estimate ("auto") or given,
+        and δ = ridge (times tr S / d when ``relative_ridge``; the reference uses an absolute 1e-5).
+        α = 1 leaves only centring (and the row normalisation): the unwhitened metric."""
+        if method == "none":
+            return Whitener(self.mean, None, method, 0.0, 0.0, 1.0)
+        d, scale = len(self.cov), self.scale
+        alpha = self.ledoit_wolf() if shrinkage == "auto" else float(shrinkage)
+        delta_ridge = ridge * scale if relative_ridge else ridge
+        evals, vecs = self.shrunk_eigen(alpha, delta_ridge), self.eigen[1]
+        condition = float(evals.max() / max(evals.min(), 1e-300))
+        if method == "zca":
+            matrix = (vecs / np.sqrt(np.maximum(evals, 1e-300))) @ vecs.T
+        elif method == "cholesky":
+            sigma = (1 - alpha) * self.cov + (alpha * scale + delta_ridge) * np.eye(d)
+            lower = np.linalg.cholesky(sigma)
+            matrix = np.linalg.inv(lower).T  # W = L^{-T}: Cov(XW) = L⁻¹ Σ L^{-T} = I
+        else:
+            raise ValueError(f"unknown whitening method '{method}'")
+        return Whitener(self.mean, matrix, method, alpha, delta_ridge, condition)
+
+
 def fit_whitener(
     arrays: list[np.ndarray],
     method: Method = "cholesky",
@@ -69,46 +147,11 @@ def fit_whitener(
     ridge: float = 0.0,
     relative_ridge: bool = True,
 ) -> Whitener:
-    """Fit on the rows of all ``arrays`` jointly (the reference fits on candidates ∪ target).
-
-    Σ_shrunk = (1 − α)·S + α·(tr S / d)·I + δ·I, where α is Ledoit–Wolf's estimate ("auto") or given,
-    and δ = ridge (times tr S / d when ``relative_ridge``; the reference uses an absolute 1e-5).
-    """
-    d = arrays[0].shape[1]
-    n = sum(len(a) for a in arrays)
-    if n < 2:
-        raise ValueError("whitening needs at least 2 rows")
-    mean = sum(b.sum(axis=0) for b in _blocks(arrays)) / n
-    if method == "none":
-        return Whitener(mean, None, method, 0.0, 0.0, 1.0)
-    second = np.zeros((d, d))
-    fourth = 0.0  # Σ‖x_i − μ‖⁴, for the Ledoit–Wolf shrinkage
-    for b in _blocks(arrays):
-        z = b - mean
-        second += z.T @ z
-        fourth += float(((z * z).sum(axis=1) ** 2).sum())
-    cov = second / n
-    scale = float(np.trace(cov)) / d
-    if shrinkage == "auto":
-        # Ledoit & Wolf (2004): β = (1/n²)·Σ‖x x ᵀ − S‖²_F = (Σ‖x‖⁴ − n‖S‖²_F)/n², δ² = ‖S − μI‖²_F.
-        frob = float((cov * cov).sum())
-        beta = max((fourth - n * frob) / n**2, 0.0)
-        delta = frob - 2 * scale * float(np.trace(cov)) + scale**2 * d
-        alpha = min(beta, delta) / delta if delta > 0 else 1.0
-    else:
-        alpha = float(shrinkage)
-    delta_ridge = ridge * scale if relative_ridge else ridge
-    sigma = (1 - alpha) * cov + (alpha * scale + delta_ridge) * np.eye(d)
-    evals, evecs = np.linalg.eigh(sigma)
-    condition = float(evals.max() / max(evals.min(), 1e-300))
-    if method == "zca":
-        matrix = (evecs / np.sqrt(np.maximum(evals, 1e-300))) @ evecs.T
-    elif method == "cholesky":
-        lower = np.linalg.cholesky(sigma)
-        matrix = np.linalg.inv(lower).T  # W = L^{-T}: Cov(XW) = L⁻¹ Σ L^{-T} = I
-    else:
-        raise ValueError(f"unknown whitening method '{method}'")
-    return Whitener(mean, matrix, method, alpha, delta_ridge, condition)
+    """Fit on the rows of all ``arrays`` jointly (the reference fits on candidates ∪ target); see
+    :meth:`Moments.whitener` for the shrunk covariance."""
+    if method == "none":  # the mean is all it needs: skip the second moments
+        return Whitener(_mean(arrays), None, method, 0.0, 0.0, 1.0)
+    return Moments.of(arrays).whitener(method, shrinkage, ridge, relative_ridge)
 
 
 def knn_search(base: np.ndarray, queries: np.ndarray, k: int, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:

@@ -11,7 +11,7 @@ ALGORITHMS.md §2; ``compat="reference"`` reproduces the reference code's choice
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field
@@ -26,6 +26,7 @@ from curate.algorithms.transport import (
 )
 from curate.errors import InputError
 from curate.selectors.base import Selection, SelectionContext, Selector, SelectorParams, register
+from curate.selectors.tarot_whitening import DEFAULT_GRID, choose_whitening
 
 
 class TarotParams(SelectorParams):
@@ -37,8 +38,13 @@ class TarotParams(SelectorParams):
         "none", description="reference: the reference code's ridge, fill rule, stop rule and no weights."
     )
     whitening: Literal["cholesky", "zca", "none"] = Field("cholesky", description="none = unwhitened ablation.")
-    shrinkage: float | Literal["auto"] | None = Field(
-        None, description="Covariance shrinkage toward identity; auto = Ledoit-Wolf (default), reference: 0."
+    shrinkage: float | Literal["auto", "cv"] | None = Field(
+        None,
+        description="Covariance shrinkage toward identity (1 = centring only, unwhitened); auto = Ledoit-Wolf; "
+        "cv (default): chosen from Ledoit-Wolf and shrinkage_grid on held-out target folds; reference: 0.",
+    )
+    shrinkage_grid: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        list(DEFAULT_GRID), min_length=1, description="cv: shrinkages tried besides Ledoit-Wolf's (each in [0, 1])."
     )
     ridge: float | None = Field(None, ge=0, description="Added to the covariance diagonal (reference: 1e-5 absolute).")
     max_neighbors: int = Field(2000, ge=1, description="K_max: neighbours per target example = layer depth cap.")
@@ -79,7 +85,7 @@ class TarotParams(SelectorParams):
     def resolved(self) -> dict:
         ref = self.compat == "reference"
         return {
-            "shrinkage": self.shrinkage if self.shrinkage is not None else (0.0 if ref else "auto"),
+            "shrinkage": self.shrinkage if self.shrinkage is not None else (0.0 if ref else "cv"),
             "ridge": self.ridge if self.ridge is not None else (1e-5 if ref else 1e-6),
             "relative_ridge": not ref,
             "stop_rule": self.stop_rule or ("reference" if ref else "argmin"),
@@ -346,13 +352,22 @@ class TarotSelector(Selector):
         if raw_tgt.shape[1] != raw.shape[1]:
             raise InputError(f"target vectors have {raw_tgt.shape[1]} dimensions, the pool's {raw.shape[1]}")
         ctx.progress(0.1, "whitening")
-        white = fit_whitener([raw, raw_tgt], p.whitening, r["shrinkage"], r["ridge"], r["relative_ridge"])
+        mode = p.mode if p.mode != "auto" else ("otm" if ctx.budget_auto else "fixed_size")
+        if r["shrinkage"] == "cv" and p.whitening != "none":
+            layers = round(ctx.budget / len(raw_tgt)) if mode != "otm" and ctx.budget else 1  # the layers' depth
+            choice = choose_whitening(
+                raw, raw_tgt, p.whitening, tuple(p.shrinkage_grid), r["ridge"], r["relative_ridge"],
+                depth=min(max(layers, 1), 20), seed=p.fold_seed,
+            )  # fmt: skip
+            white, summary = choice.whitener, choice.summary()
+        else:
+            white = fit_whitener([raw, raw_tgt], p.whitening, r["shrinkage"], r["ridge"], r["relative_ridge"])
+            summary = white.summary()
         cand, tgt = white.transform(raw), white.transform(raw_tgt)
         n = len(cand)
         ctx.progress(0.3, "nearest neighbours")
         nbrs = Neighbours.build(cand, tgt, min(p.max_neighbors, n))
-        mode = p.mode if p.mode != "auto" else ("otm" if ctx.budget_auto else "fixed_size")
-        metrics: dict = {"mode": mode, "whitening": white.summary(), "target_records": len(tgt)}
+        metrics: dict = {"mode": mode, "whitening": summary, "target_records": len(tgt)}
         estimate = None
         if mode == "otm" and len(tgt) < 2:
             raise InputError("otm (budget auto) needs at least 2 target records to hold some out", field="target")
