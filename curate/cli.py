@@ -113,6 +113,13 @@ def _ingest_summary(report: dict) -> str:
 @click.option("--embed/--no-embed", default=True, show_default=True)
 @click.option("--model", default=None, help="sentence-transformers model name or local path.")
 @click.option("--embedding-field", default=None, help="Use this list-of-float field as embeddings.")
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx", "onnx-int8", "static"]),
+    default=None,
+    help="Embedding backend (default torch); static is >100x faster and coarser: see docs/embeddings.md.",
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default auto.")
 @click.option("--clusters", type=int, default=None, help="k-means clusters (default sqrt(n); 0 = none).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--drop-duplicates", is_flag=True, help="Drop later records whose text repeats exactly.")
@@ -125,7 +132,8 @@ def ingest_cmd(settings: Settings, as_json: bool, path: Path, pool: str, **opts)
 
     if opts["model"] is None:
         opts.pop("model")
-    params = IngestParams(**opts)
+    embedding = {k: v for k in ("backend", "device") if (v := opts.pop(k)) is not None}
+    params = IngestParams(**opts, embedding=embedding)
     bars = _Bars()
     try:
         report = ingest(settings, path, pool, params, progress=bars)

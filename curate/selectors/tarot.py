@@ -325,34 +325,37 @@ def _subsample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
 
 def target_embeddings(ctx: SelectionContext) -> np.ndarray:
     """Target vectors in the pool's embedding space: a target pool's own embeddings when it has
-    them, else its texts encoded with the model that embedded the candidate pool."""
-    from curate.stages.embed import EmbedParams, encode
+    them, else its texts encoded as the candidate pool was (same model, backend and truncation)."""
+    from curate.stages.embed import EmbedParams, encode, feature_params, same_space
 
     target = ctx.target
+    params = _pool_embed_params(ctx)
     if target.pool is not None and target.pool.has_feature("embed"):
-        return np.asarray(target.pool.embeddings(), np.float32)
-    model = _pool_model(ctx)
+        theirs = feature_params(target.pool.feature_path("embed"))
+        if params is None or theirs is None or same_space(params, theirs):  # else: re-encode its texts
+            return np.asarray(target.pool.embeddings(), np.float32)
     texts = [t for batch in target.iter_texts() for t in batch.to_list()]
     if not texts:
         raise InputError("the target has no texts", field="target")
-    return encode(texts, EmbedParams(model=model) if model else EmbedParams())
+    return encode(texts, params or EmbedParams())
 
 
-def _pool_model(ctx: SelectionContext) -> str | None:
-    """The model named in the pool's embed stage record; an error for bring-your-own vectors."""
+def _pool_embed_params(ctx: SelectionContext):
+    """How the pool's embed stage encoded; an error for bring-your-own vectors."""
+    from curate.stages.embed import feature_params
+
     path = ctx.pool.feature_path("embed")
     try:
-        info = json.loads((path / "stage.json").read_text())
+        model = json.loads((path / "stage.json").read_text()).get("model")
     except (OSError, TypeError, ValueError):
         return None
-    model = info.get("model")
     if not model or str(model).startswith("field:"):
         raise InputError(
             "the pool's vectors were not made by a model, so target texts cannot be embedded alike: "
             "give as target a pool ingested with the same vectors",
             field="target",
         )
-    return model
+    return feature_params(path)
 
 
 @register
