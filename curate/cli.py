@@ -120,6 +120,7 @@ def _ingest_summary(report: dict) -> str:
     help="Embedding backend (default torch); static is >100x faster and coarser: see docs/embeddings.md.",
 )
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default auto.")
+@click.option("--static-fit", type=int, default=None, help="static: fit to the network on N pool texts (e.g. 8192).")
 @click.option("--clusters", type=int, default=None, help="k-means clusters (default sqrt(n); 0 = none).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--drop-duplicates", is_flag=True, help="Drop later records whose text repeats exactly.")
@@ -132,7 +133,7 @@ def ingest_cmd(settings: Settings, as_json: bool, path: Path, pool: str, **opts)
 
     if opts["model"] is None:
         opts.pop("model")
-    embedding = {k: v for k in ("backend", "device") if (v := opts.pop(k)) is not None}
+    embedding = {k: v for k in ("backend", "device", "static_fit") if (v := opts.pop(k)) is not None}
     params = IngestParams(**opts, embedding=embedding)
     bars = _Bars()
     try:

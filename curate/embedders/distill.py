@@ -1,8 +1,8 @@
 """Distil a static model from a sentence-transformers model, offline, from its weights alone.
 
 The idea is model2vec's (Tulkens & van Dongen, 2024): a token's vector is the teacher's embedding
-of that token alone (``[CLS] t [SEP]``, pooled as the teacher pools), then PCA (centring removes
-the direction every vector shares; rotation orders the axes) and SIF weights with frequencies
+of that token alone (``[CLS] t [SEP]``, pooled as the teacher pools), centred (removing the
+direction every vector shares) and weighted by SIF with frequencies
 estimated from Zipf's law on the vocabulary rank (frequent tokens count less). Written here from
 that description; no data set is needed, so it runs anywhere the teacher's files are.
 """
@@ -17,7 +17,7 @@ import numpy as np
 
 from curate.embedders.models import st_layout
 
-VERSION = "1"  # names the derived folder and so the vector space: bump with any recipe change
+VERSION = "2"  # names the derived folder and so the vector space: bump with any recipe change
 SIF_A = 1e-4  # SIF's a; p(token) ~ 1 / rank
 _BATCH = 1024
 
@@ -49,13 +49,13 @@ def token_vectors(source: Path) -> tuple[np.ndarray, object]:
 
 
 def post_process(vectors: np.ndarray) -> np.ndarray:
-    """Centre and rotate onto principal axes (all kept), then weight each row by SIF(Zipf rank)."""
+    """Centre, then weight each row by SIF(Zipf rank). model2vec also rotates onto principal axes
+    (PCA); cosines do not change under a rotation, and without one the vectors stay in the teacher's
+    basis, where curate.embedders.fit can regress them onto the teacher's outputs."""
     centred = vectors - vectors.mean(0, keepdims=True)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    rotated = centred @ vt.T
     p = 1.0 / np.arange(1, len(vectors) + 1)
     p /= p.sum()
-    return (rotated * (SIF_A / (SIF_A + p))[:, None]).astype(np.float32)
+    return (centred * (SIF_A / (SIF_A + p))[:, None]).astype(np.float32)
 
 
 def distill(source: Path, out: Path) -> None:

@@ -87,7 +87,8 @@ def derived_model(source: Path, kind: str, build: Callable[[Path, Path], None]) 
     try:
         with quiet():
             build(source, tmp)
-        (tmp / "derived.json").write_text(json.dumps({"source": str(source), "source_key": model_key(source)}))
+        # No path in it: it is hashed with the folder, and the vector space must not depend on where a venv lives.
+        (tmp / "derived.json").write_text(json.dumps({"kind": kind, "source_key": model_key(source)}))
         try:
             tmp.rename(dest)
         except OSError:  # another process finished first

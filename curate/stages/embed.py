@@ -49,6 +49,12 @@ class EmbedParams(StageParams):
     device: Device = Field("auto", description="auto: CUDA when torch (or onnxruntime) sees one, else CPU.")
     batch_size: int = Field(32, ge=1, description="Forward-pass batch (32 beats 128 on 2 CPU threads).")
     max_seq_length: int | None = Field(None, ge=8, description="Truncation; default: the model's own.")
+    static_fit: int = Field(
+        0,
+        ge=0,
+        description="static only: fit the token vectors to the network's embeddings of this many pool texts "
+        "(a seeded sample; 8192 costs ~2-3 min of network time once per pool); 0 = data-free distillation.",
+    )
 
 
 def check_params(params: EmbedParams) -> None:
@@ -142,7 +148,8 @@ class EmbedStage(Stage):
         return cfg
 
     def compute(self, pool: Pool, out: Path, progress: Progress) -> dict:
-        embedder = get_embedder(self.params)
+        encoder = fitted_static(pool, self.params, progress) if self.params.static_fit else self.params
+        embedder = get_embedder(encoder)
         cache = EmbeddingCache(pool.settings.cache_dir / "embeddings" / embedder.cache_id)
         hashes = pool.scan().select("row_id", "text_hash").collect()
         known = cache.index()
@@ -151,7 +158,7 @@ class EmbedStage(Stage):
             .unique("text_hash", keep="first")
             .sort("row_id")
         )
-        encoded = self._encode_missing(pool, todo, cache, embedder.unit_rows, progress)
+        encoded = self._encode_missing(pool, todo, cache, encoder, embedder.unit_rows, progress)
         shards = cache.shards()
         located = hashes.join(cache.index(shards), on="text_hash", how="left", maintain_order="left")
         dim = cache.vectors(shards[0]).shape[1] if shards else 0
@@ -172,13 +179,15 @@ class EmbedStage(Stage):
             "backend": self.params.backend,
             "device": embedder.device,
             "cache_id": embedder.cache_id,
-            "embed_params": self.params.model_dump(mode="json"),
+            "embed_params": encoder.model_dump(mode="json"),  # what a target must be encoded with
             "dim": dim,
             "encoded": encoded,
             "cache_hits": pool.n_records - encoded,
         }
 
-    def _encode_missing(self, pool: Pool, todo: pl.DataFrame, cache: EmbeddingCache, unit: int, progress) -> int:
+    def _encode_missing(
+        self, pool: Pool, todo: pl.DataFrame, cache: EmbeddingCache, encoder: EmbedParams, unit: int, progress
+    ) -> int:
         if todo.height == 0:
             progress(pool.n_records, pool.n_records)
             return 0
@@ -197,7 +206,7 @@ class EmbedStage(Stage):
             pending_h, pending_v, last_flush = [], [], time.monotonic()
 
         try:
-            for hashes, vectors in current_executor().map(EncodeTask(pool.records_path, self.params), units):
+            for hashes, vectors in current_executor().map(EncodeTask(pool.records_path, encoder), units):
                 pending_v.append(vectors)
                 pending_h.append(hashes)
                 done += len(vectors)
@@ -209,6 +218,37 @@ class EmbedStage(Stage):
         finally:
             flush()  # on success the tail; on an interrupt every finished unit
         return done
+
+
+def fitted_static(pool: Pool, params: EmbedParams, progress: Progress) -> EmbedParams:
+    """Parameters of the static model fitted to the network on a seeded sample of ``pool``.
+
+    Built once per (base static model, sample texts) and kept with the derived models, so a re-ingest
+    or another pool with the same sample reuses it; the pool's vectors live in that model's space."""
+    import hashlib
+
+    from curate.embedders.fit import fit_static
+    from curate.embedders.models import derived_model
+    from curate.embedders.static import is_static_folder
+
+    source = resolve_model(params.model)
+    if params.backend != "static" or is_static_folder(source):
+        raise InputError("static_fit needs backend static and a sentence-transformers model to fit to", field="model")
+    base = get_embedder(params.model_copy(update={"static_fit": 0}))
+    rows = np.random.default_rng(0).choice(pool.n_records, min(pool.n_records, params.static_fit), replace=False)
+    sample = pool.scan().filter(pl.col("row_id").is_in(np.sort(rows))).select("text", "text_hash").collect()
+    digest = hashlib.sha256(base.cache_id.encode() + b"".join(sample["text_hash"].to_list())).hexdigest()[:16]
+
+    def build(_source: Path, tmp: Path) -> None:
+        teacher = get_embedder(params.model_copy(update={"backend": "torch", "static_fit": 0}))
+        texts, parts = sample["text"].to_list(), []
+        for start in range(0, len(texts), 512):  # the fit's network pass, reported like any encoding
+            parts.append(teacher.encode(texts[start : start + 512]))
+            progress(min(start + 512, len(texts)), len(texts))
+        fit_static(base.path, texts, np.concatenate(parts), tmp)
+
+    folder = derived_model(source, f"{base.path.name}-fit-{digest}", build)
+    return EmbedParams(model=str(folder), backend="static", device=params.device, max_seq_length=params.max_seq_length)
 
 
 class EncodeTask(Task):
