@@ -7,9 +7,10 @@ dsir and tarot is 2,000 such records of section `python`, drawn with another see
 
 Each phase is its own `curate` process, so its peak RSS (wait4) and CPU seconds are its own:
 
-    ingest  read + validate + n-grams + embeddings (`--backend static`) + k-means (k = sqrt(n))
+    ingest  read + validate + n-grams + embeddings (`--backend static --static-fit 8192`: MiniLM
+            encodes 8,192 pool texts once, the fitted static model the rest) + k-means (k = sqrt(n))
     dedup   SemDeDup within each cluster (eps 0.05)
-    dsir | coverage (prototypicality scores) | smart    each a 10 % selection; tarot 10k records
+    dsir | coverage (prototypicality scores) | smart    each a 10 % selection; tarot 2,000 records
 
     nice -n 10 python benchmarks/scale.py --sizes 100000 300000 1000000
 
@@ -37,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 PHASES = ["ingest", "dedup", "dsir", "tarot", "coverage", "smart"]
 TARGET_DOMAIN = "python"
-TAROT_BUDGET = 10_000
+TAROT_BUDGET = 2_000  # = the target's size: targeted selection picks a multiple of it, not a pool share
 
 
 def run(args: list[str]) -> tuple[dict, float, float, float]:
@@ -106,7 +107,7 @@ def phase_generate(work: Path, sizes: list[int]) -> None:
     (work / "data.json").write_text(json.dumps(stats))
 
 
-def pipeline(work: Path, n: int) -> dict:
+def pipeline(work: Path, n: int, static_fit: int) -> dict:
     home = work / f"home-{n}"
     h = ["--home", str(home)]
     target = str(work / "target.jsonl")
@@ -117,7 +118,8 @@ def pipeline(work: Path, n: int) -> dict:
         phases[name] = {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(rss, 1)}
         return out
 
-    report = phase("ingest", ["ingest", str(work / f"pool-{n}.jsonl"), "--pool", "bench", "--backend", "static"])
+    embed = ["--backend", "static", "--static-fit", str(static_fit)]
+    report = phase("ingest", ["ingest", str(work / f"pool-{n}.jsonl"), "--pool", "bench", *embed])
     phases["ingest"]["stages_seconds"] = {k: v.get("seconds") for k, v in report["stages"].items()}
     phases["ingest"]["clusters"] = report["stages"]["cluster"]["k"]
     dedup = phase("dedup", ["dedup", "--pool", "bench", "--eps", "0.05"])
@@ -125,18 +127,22 @@ def pipeline(work: Path, n: int) -> dict:
     sel = ["select", "--pool", "bench", "--budget", "0.1", "--seed", "0"]
     phase("dsir", [*sel, "--selector", "dsir", "--target", target])
     # tarot's cost grows with the budget × the target (transport problems of that size), so a fixed
-    # 10k records: the phase then measures what grows with the pool (whitening, neighbour search).
+    # budget: the phase then measures what grows with the pool (whitening, neighbour search).
     phase("tarot", [*sel[:4], str(TAROT_BUDGET), *sel[5:], "--selector", "tarot", "--target", target])
     phase("coverage", [*sel, "--selector", "coverage", "--param", "score=prototypicality"])
     phase("smart", [*sel, "--selector", "smart"])
     total_wall = sum(p["seconds"] for p in phases.values())
-    return {
+    point = {
         "records": n,
         "phases": phases,
         "total_seconds": round(total_wall, 1),
         "total_cpu_seconds": round(sum(p["cpu_seconds"] for p in phases.values()), 1),
         "max_peak_rss_mb": max(p["peak_rss_mb"] for p in phases.values()),
+        "load_after": os.getloadavg(),
     }
+    with open(work / "points.jsonl", "a") as f:  # survives an interrupted run of several sizes
+        f.write(json.dumps(point) + "\n")
+    return point
 
 
 def ray_comparison(work: Path, n: int) -> dict:
@@ -166,6 +172,7 @@ def main() -> None:
     ap.add_argument("--phase", choices=["generate"], help=argparse.SUPPRESS)
     ap.add_argument("--workdir", type=Path, help="Keep the generated files and homes here (default: a temp dir).")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
+    ap.add_argument("--static-fit", type=int, default=8192, help="Pool texts the static model is fitted on.")
     ap.add_argument("--ray-records", type=int, default=0, help="Also compare ray with local on N records (0 = skip).")
     args = ap.parse_args()
     load_before = os.getloadavg()
@@ -181,7 +188,7 @@ def main() -> None:
         gen = [sys.executable, __file__, "--phase", "generate", "--workdir", str(work), "--sizes", *map(str, sizes)]
         subprocess.run(gen, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
         gen_s = time.perf_counter() - t0
-        points = [pipeline(work, n) for n in sorted(args.sizes)]
+        points = [pipeline(work, n, args.static_fit) for n in sorted(args.sizes)]
         result = {
             "benchmark": "scale",
             "data": {**json.loads((work / "data.json").read_text()), "generate_seconds": round(gen_s, 1)},
