@@ -196,3 +196,21 @@ def test_static_fit_moves_the_static_space_towards_the_network(settings: Setting
 
     assert rho(fitted) > rho(plain) + 0.1  # the regression onto the network's vectors did its job
     assert (fitted * ref).sum(1).mean() > 0.5  # and in the network's own basis, not a rotation of it
+
+
+def test_one_embed_params_model_behind_cli_yaml_and_rest(tmp_path: Path) -> None:
+    from api.schemas import IngestRequest
+    from pipelines.spec import load_spec
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text(
+        "ingest:\n  path: pool.jsonl\n  pool: p\n  embedding: {backend: onnx-int8, device: cpu}\n"
+        "selections:\n  - {selector: random, budget: 10}\n"
+    )
+    got = load_spec(spec).ingest
+    assert got.embedding == EmbedParams(backend="onnx-int8", device="cpu") and got.model == got.embedding.model
+    assert IngestRequest(backend="static", device="auto").backend == "static"
+    with pytest.raises(ValueError):
+        IngestRequest(backend="tensorflow")
+    with pytest.raises(ValueError, match="disagree"):  # two spellings of the model must agree
+        IngestParams(model="a", embedding={"model": "b"})
