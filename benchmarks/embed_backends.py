@@ -136,51 +136,51 @@ def probe_accuracy(x_train, y_train, x_test, y_test) -> float:
     return float(clf.score(x_test, y_test))
 
 
-def downstream(pool: pl.DataFrame, target: pl.DataFrame, test: pl.DataFrame, work: Path) -> dict:
+def downstream(pool: pl.DataFrame, target: pl.DataFrame, test: pl.DataFrame, work: Path) -> tuple[dict, dict]:
+    """Selections per backend judged in torch's space; also returns each pool's vectors."""
     from curate.config import Settings
     from curate.ingest import IngestParams, ingest
+    from curate.pool import Pool
     from curate.select import run_selection
     from curate.stages.embed import encode
 
     pool_file, target_file = work / "pool.jsonl", work / "target.jsonl"
     pool.write_ndjson(pool_file)
     target.select("text").write_ndjson(target_file)
-    ref = encode(pool["text"].to_list(), params("torch"))  # the yardstick space
     ref_target = encode(target["text"].to_list(), params("torch"))
     ref_test = encode(test["text"].to_list(), params("torch"))
     labels, test_labels = pool["domain"].to_numpy(), test["domain"].to_numpy()
     row_of = {rid: i for i, rid in enumerate(pool["id"].to_list())}
     k_tarot, k_cov = len(pool) // 10, int(len(pool) * 0.3)
-    rng = np.random.default_rng(0)
-    randoms = [rng.choice(len(pool), max(k_tarot, k_cov), replace=False) for _ in range(5)]
-
-    def mean(f) -> float:
-        return round(float(np.mean([f(r) for r in randoms])), 4)
-
-    out = {
-        "random": {
-            "tarot_ot_distance": mean(lambda r: ot_distance(ref[r[:k_tarot]], ref_target)),
-            "tarot_target_share": mean(lambda r: (labels[r[:k_tarot]] == TARGET_DOMAIN).mean()),
-            "coverage_probe_accuracy": mean(
-                lambda r: probe_accuracy(ref[r[:k_cov]], labels[r[:k_cov]], ref_test, test_labels)
-            ),
-        }
-    }
-    for b in BACKENDS:
+    vectors: dict[str, np.ndarray] = {}
+    chosen: dict[str, dict[str, np.ndarray]] = {}
+    for b in BACKENDS:  # torch first: its pool's vectors are the yardstick space
         s = Settings(home=work / f"home-{b}")
         ingest(s, pool_file, "p", IngestParams(embedding=params(b).model_dump(), clusters=0))
-        chosen = {}
+        vectors[b] = np.asarray(Pool.load(s, "p").embeddings()).copy()
+        chosen[b] = {}
         for name, k, extra in (("tarot", k_tarot, {"target": str(target_file)}), ("coverage", k_cov, {})):
             doc = run_selection(s, pool="p", selector=name, budget=k, seed=0, **extra)
             ids = pl.read_parquet(Path(doc["path"]) / "subset.parquet")["id"].to_list()
-            chosen[name] = np.array([row_of[i] for i in ids])
-        t, c = chosen["tarot"], chosen["coverage"]
-        out[b] = {
-            "tarot_ot_distance": round(ot_distance(ref[t], ref_target), 4),
-            "tarot_target_share": round(float((labels[t] == TARGET_DOMAIN).mean()), 4),
-            "coverage_probe_accuracy": round(probe_accuracy(ref[c], labels[c], ref_test, test_labels), 4),
+            chosen[b][name] = np.array([row_of[i] for i in ids])
+    ref = vectors["torch"]
+    rng = np.random.default_rng(0)
+    randoms = [rng.permutation(len(pool)) for _ in range(5)]
+    chosen["random"] = {"tarot": randoms, "coverage": randoms}
+
+    def judged(t: np.ndarray, c: np.ndarray) -> dict:
+        t, c = t[:k_tarot], c[:k_cov]
+        return {
+            "tarot_ot_distance": ot_distance(ref[t], ref_target),
+            "tarot_target_share": float((labels[t] == TARGET_DOMAIN).mean()),
+            "coverage_probe_accuracy": probe_accuracy(ref[c], labels[c], ref_test, test_labels),
         }
-    return out
+
+    out = {}
+    for b, picks in chosen.items():
+        rows = [judged(r, r) for r in randoms] if b == "random" else [judged(picks["tarot"], picks["coverage"])]
+        out[b] = {key: round(float(np.mean([r[key] for r in rows])), 4) for key in rows[0]}
+    return out, vectors
 
 
 def main() -> None:
@@ -190,28 +190,30 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--speed-texts", type=int, default=1000)
     ap.add_argument("--static-texts", type=int, default=200_000)
+    ap.add_argument("--per-domain", type=int, default=100, help="labelled pool: 12 sections × this")
     ap.add_argument("--fit-texts", type=int, default=8192, help="static-fit: texts the static model is fitted on")
     args = ap.parse_args()
     load_before = os.getloadavg()
-    full = corpus("debian", n_domains=12, per_domain=250, seed=1)
-    labelled = full.filter(pl.int_range(pl.len()).over("domain") < 100)
-    rest = full.filter(pl.int_range(pl.len()).over("domain") >= 100)
-    test = rest.filter(pl.int_range(pl.len()).over("domain") < 50)
-    target = rest.filter((pl.col("domain") == TARGET_DOMAIN) & (pl.int_range(pl.len()).over("domain") >= 50)).head(150)
+    per, held = args.per_domain, args.per_domain // 2
+    full = corpus("debian", n_domains=12, per_domain=per + held + 150, seed=1)
+    labelled = full.filter(pl.int_range(pl.len()).over("domain") < per)
+    rest = full.filter(pl.int_range(pl.len()).over("domain") >= per)
+    test = rest.filter(pl.int_range(pl.len()).over("domain") < held)
+    target = rest.filter((pl.col("domain") == TARGET_DOMAIN) & (pl.int_range(pl.len()).over("domain") >= held))
     texts = labelled["text"].to_list()
-    result: dict = {"benchmark": "embed_backends", "corpus": {"labelled": len(labelled), "domains": 12}}
+    result: dict = {
+        "benchmark": "embed_backends",
+        "corpus": {"labelled": len(labelled), "held_out_test": len(test), "target": len(target), "domains": 12},
+    }
     others = corpus("debian", n_domains=40).filter(~pl.col("text").is_in(full["text"]))
     with tempfile.TemporaryDirectory(prefix="curate-fit-") as tmp:
         FIT.update(fit_on(others.sample(args.fit_texts, seed=0)["text"].to_list(), Path(tmp)))
     result["static_fit"] = {"texts": args.fit_texts, "seconds": FIT.pop("_seconds"), "model": FIT["model"]}
     result["speed"] = speed(texts[: args.speed_texts], args.rounds)
     result["speed"]["static_large"] = static_throughput(full["text"].to_list(), args.static_texts)
-    from curate.stages.embed import encode
-
-    vectors = {b: encode(texts, params(b)) for b in BACKENDS}
-    result["agreement"] = agreement(vectors, labelled["domain"].to_numpy())
     with tempfile.TemporaryDirectory(prefix="curate-backends-") as tmp:
-        result["downstream"] = downstream(labelled, target, test, Path(tmp))
+        result["downstream"], vectors = downstream(labelled, target, test, Path(tmp))
+    result["agreement"] = agreement(vectors, labelled["domain"].to_numpy())
     result["machine"] = {"cpus": os.cpu_count(), "load_before": load_before, "load_after": os.getloadavg()}
     print(json.dumps(result, indent=2))
 
