@@ -159,9 +159,8 @@ def test_cli_backend_option_and_tarot_target_in_the_same_space(tmp_path: Path, d
     pool_file = write_jsonl(
         tmp_path / "pool.jsonl", [{"id": r["id"], "text": r["text"], "domain": r["domain"]} for r in debian.to_dicts()]
     )
-    target = tmp_path / "target.txt"
     target_texts = debian.filter(debian["domain"] == debian["domain"][0])["text"].to_list()[:8]
-    target.write_text("\n".join(target_texts) + "\n")
+    target = write_jsonl(tmp_path / "target.jsonl", [{"text": t} for t in target_texts])
     home = tmp_path / "h"
     run_cli("ingest", str(pool_file), "--pool", "d", "--backend", "static", "--clusters", "4", home=home, check=True)
     settings = Settings(home=home)
