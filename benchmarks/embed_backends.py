@@ -159,7 +159,10 @@ def downstream(pool: pl.DataFrame, target: pl.DataFrame, test: pl.DataFrame, wor
         ingest(s, pool_file, "p", IngestParams(embedding=params(b).model_dump(), clusters=0))
         vectors[b] = np.asarray(Pool.load(s, "p").embeddings()).copy()
         chosen[b] = {}
-        for name, k, extra in (("tarot", k_tarot, {"target": str(target_file)}), ("coverage", k_cov, {})):
+        for name, k, extra in (
+            ("tarot", k_tarot, {"target": str(target_file)}),
+            ("coverage", k_cov, {"params": {"score": "el2n_probe"}}),
+        ):
             doc = run_selection(s, pool="p", selector=name, budget=k, seed=0, **extra)
             ids = pl.read_parquet(Path(doc["path"]) / "subset.parquet")["id"].to_list()
             chosen[b][name] = np.array([row_of[i] for i in ids])
