@@ -208,7 +208,7 @@ def main() -> None:
         "benchmark": "embed_backends",
         "corpus": {"labelled": len(labelled), "held_out_test": len(test), "target": len(target), "domains": 12},
     }
-    others = corpus("debian", n_domains=40).filter(~pl.col("text").is_in(full["text"]))
+    others = corpus("debian", n_domains=40).filter(~pl.col("text").is_in(full["text"].implode()))
     with tempfile.TemporaryDirectory(prefix="curate-fit-") as tmp:
         FIT.update(fit_on(others.sample(args.fit_texts, seed=0)["text"].to_list(), Path(tmp)))
     result["static_fit"] = {"texts": args.fit_texts, "seconds": FIT.pop("_seconds"), "model": FIT["model"]}
