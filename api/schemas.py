@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from curate.stages.embed import Backend, Device
 from curate.streams import Encoding
 
 JOB_ID = "9b2f6c0d4e8a4f1fb3c1d2e3f4a5b6c7"
@@ -89,6 +90,8 @@ class IngestRequest(BaseModel):
 
     embed: bool = Field(True, description="Compute sentence embeddings.")
     model: str | None = Field(None, max_length=500, description="Model name (default all-MiniLM-L6-v2).")
+    backend: Backend | None = Field(None, description="Embedding backend (default torch); see docs/embeddings.md.")
+    device: Device | None = Field(None, description="auto (default), cpu or cuda.")
     clusters: int | None = Field(None, ge=0, le=100_000, description="k-means clusters; default sqrt(n), 0 = none.")
     seed: int = Field(0, ge=0, le=2**31 - 1)
 

@@ -1,16 +1,21 @@
-"""Cost vs pool size, and the Ray executor's overhead, printed as one JSON object.
+"""The whole pipeline with embeddings on, at 100k / 300k / 1M records on one box, as one JSON object.
 
-For each size (100k, 300k, 1M generated records by default), each phase is a separate `curate`
-process so its peak RSS (wait4) is its own: ingest --no-embed (read + validate + n-grams), dsir
-(featurise target, fit, score, Gumbel top-k, manifest) and coverage (CCS on a numeric record field;
-embedding 1M records on 2 CPU cores would take hours). Growth should be linear in time and flat-ish
-in memory: nothing holds the text, only per-record vectors of a few bytes.
+Records are real short text: sentences of Debian package descriptions (tests/realtext.py), each
+record one to three sentences drawn from one Debian section (its domain), so texts read like a
+user's and are nearly all distinct (the embed stage encodes each distinct text once). The target of
+dsir and tarot is 2,000 such records of section `python`, drawn with another seed.
 
-Then, on the `--ray-records` pool, ingest --no-embed and dsir run again with `--executor ray` (a
-local Ray cluster with one worker per CPU), beside the local executor on the same file: the overhead
-ratio, and a check that both manifests have the same id.
+Each phase is its own `curate` process, so its peak RSS (wait4) and CPU seconds are its own:
 
-    python benchmarks/scale.py --sizes 100000 300000 1000000 --ray-records 100000
+    ingest  read + validate + n-grams + embeddings (`--backend static --static-fit 8192`: MiniLM
+            encodes 8,192 pool texts once, the fitted static model the rest) + k-means (k = sqrt(n))
+    dedup   SemDeDup within each cluster (eps 0.05)
+    dsir | coverage (prototypicality scores) | smart    each a 10 % selection; tarot 2,000 records
+
+    nice -n 10 python benchmarks/scale.py --sizes 100000 300000 1000000
+
+``--ray-records N`` adds the previous comparison of the Ray executor with the local one (ingest
+without embeddings + dsir) on the first N records.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,7 +36,9 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.dsir import generate  # noqa: E402 - same generated records as the DSIR benchmark
+PHASES = ["ingest", "dedup", "dsir", "tarot", "coverage", "smart"]
+TARGET_DOMAIN = "python"
+TAROT_BUDGET = 2_000  # = the target's size: targeted selection picks a multiple of it, not a pool share
 
 
 def run(args: list[str]) -> tuple[dict, float, float, float]:
@@ -51,140 +59,147 @@ def run(args: list[str]) -> tuple[dict, float, float, float]:
         return json.loads(out.read()), seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
-def point(work: Path, path: Path, target: Path, executor: str, tag: str, coverage: bool) -> dict:
-    home = work / f"home-{tag}"
-    ex = ["--executor", executor]
-    ingest, t_ing, rss_ing, cpu_ing = run(
-        ["ingest", str(path), "--pool", "bench", "--no-embed", *ex, "--home", str(home)]
+def sentences() -> pl.DataFrame:
+    """(domain, sentence) of every Debian description with 40+ sections' worth of labels."""
+    from tests.realtext import corpus
+
+    df = corpus("debian", n_domains=40)
+    split = df.with_columns(pl.col("text").map_elements(_split, return_dtype=pl.List(pl.String))).explode("text")
+    split = split.filter(pl.col("text").str.len_chars() >= 20).unique("text", maintain_order=True)
+    return split.select("domain", "text")
+
+
+def _split(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text) if s.strip()]
+
+
+def recombine(sents: pl.DataFrame, n: int, seed: int, only: str | None = None) -> pl.DataFrame:
+    """n records of 1-3 (10 / 50 / 40 %) sentences of one domain each, domains weighted by size."""
+    rng = np.random.default_rng(seed)
+    if only is not None:
+        sents = sents.filter(pl.col("domain") == only)
+    sents = sents.sort("domain", maintain_order=True)
+    domains, starts, sizes = np.unique(sents["domain"].to_numpy(), return_index=True, return_counts=True)
+    dom = rng.choice(len(domains), size=n, p=sizes / sizes.sum())
+    k = rng.choice([1, 2, 3], size=n, p=[0.1, 0.5, 0.4])
+    owner = np.repeat(np.arange(n), k)
+    picks = starts[dom[owner]] + (rng.random(len(owner)) * sizes[dom[owner]]).astype(np.int64)
+    text = (
+        pl.DataFrame({"doc": owner, "s": sents["text"].gather(picks)})
+        .group_by("doc", maintain_order=True)
+        .agg(pl.col("s").str.join(" "))["s"]
     )
-    sel = ["select", "--pool", "bench", "--budget", "0.1", "--seed", "0", "--home", str(home)]
-    dsir, t_dsir, rss_dsir, cpu_dsir = run([*sel, "--selector", "dsir", "--target", str(target), *ex])
-    out = {
-        "records": ingest["pool"]["n_records"],
-        "ingest_seconds": round(t_ing, 2),
-        "ingest_cpu_seconds": round(cpu_ing, 2),
-        "ingest_peak_rss_mb": round(rss_ing, 1),
-        "dsir_seconds": round(t_dsir, 2),
-        "dsir_cpu_seconds": round(cpu_dsir, 2),
-        "dsir_peak_rss_mb": round(rss_dsir, 1),
-        "dsir_manifest": dsir["id"],
-    }
-    if coverage:
-        cov, t_cov, rss_cov, cpu_cov = run([*sel, "--selector", "coverage", "--param", "score_column=loss"])
-        out.update(
-            coverage_seconds=round(t_cov, 2),
-            coverage_cpu_seconds=round(cpu_cov, 2),
-            coverage_peak_rss_mb=round(rss_cov, 1),
-        )
-    return out
+    return pl.DataFrame({"id": [f"r{seed}-{i}" for i in range(n)], "text": text, "domain": domains[dom]})
 
 
 def phase_generate(work: Path, sizes: list[int]) -> None:
-    """pool-N.jsonl (the first N of one generated pool, plus a numeric `loss` field) and a d0 target."""
-    full = work / "full.jsonl"
-    generate(full, max(sizes), seed=0)
-    frame = pl.read_ndjson(full)
-    frame = frame.with_columns(loss=pl.Series(np.random.default_rng(1).gamma(2.0, 1.0, frame.height)))
-    generate(work / "tgt.jsonl", 4_000, seed=1, start_id=10**8)
-    pl.read_ndjson(work / "tgt.jsonl").filter(pl.col("domain") == "d0").write_ndjson(work / "target.jsonl")
+    sents = sentences()
+    full = recombine(sents, max(sizes), seed=0)
     for n in sizes:
-        frame.head(n).write_ndjson(work / f"pool-{n}.jsonl")
-    full.unlink()
+        full.head(n).write_ndjson(work / f"pool-{n}.jsonl")
+    recombine(sents, 2_000, seed=1, only=TARGET_DOMAIN).write_ndjson(work / "target.jsonl")
+    stats = {
+        "sentences": sents.height,
+        "domains": int(sents["domain"].n_unique()),
+        "distinct_text_fraction": round(full["text"].n_unique() / full.height, 4),
+        "mean_chars": round(float(full["text"].str.len_chars().mean()), 1),
+    }
+    (work / "data.json").write_text(json.dumps(stats))
 
 
-def phase_warm(path: Path, target: Path, work: Path) -> dict:
-    """Local vs ray in one process, the cluster started beforehand: the overhead of the executor itself."""
-    from curate.config import Settings
-    from curate.executors import ExecutorSpec, make_executor, use_executor
-    from curate.ingest import IngestParams, ingest
-    from curate.select import run_selection
+def pipeline(work: Path, n: int, static_fit: int) -> dict:
+    home = work / f"home-{n}"
+    h = ["--home", str(home)]
+    target = str(work / "target.jsonl")
+    phases: dict[str, dict] = {}
 
-    t0 = time.perf_counter()
-    ray_ex = make_executor(ExecutorSpec(kind="ray"))
-    warmup = work / "warmup.jsonl"  # the first map on a fresh cluster also starts its worker processes
-    warmup.write_text("".join(target.read_text().splitlines(keepends=True)[:200]))
-    with use_executor(ray_ex):
-        ingest(Settings(home=work / "warmup"), warmup, "w", IngestParams(embed=False, executor="ray"))
-        run_selection(Settings(home=work / "warmup"), pool="w", selector="dsir", budget=10, target=str(target))
-    out: dict = {"cluster_start_and_warmup_seconds": round(time.perf_counter() - t0, 2)}
-    for kind, ex in (("local", "local"), ("ray", ray_ex)):
-        s = Settings(home=work / f"warm-{kind}")
-        with use_executor(ex):
-            t0 = time.perf_counter()
-            ingest(s, path, "bench", IngestParams(embed=False, executor=kind))
-            t1 = time.perf_counter()
-            doc = run_selection(s, pool="bench", selector="dsir", budget=0.1, seed=0, target=str(target))
-            t2 = time.perf_counter()
-        out[kind] = {"ingest_seconds": round(t1 - t0, 2), "dsir_seconds": round(t2 - t1, 2), "manifest": doc["id"]}
+    def phase(name: str, args: list[str]) -> dict:
+        out, wall, rss, cpu = run([*args, *h])
+        phases[name] = {"seconds": round(wall, 2), "cpu_seconds": round(cpu, 2), "peak_rss_mb": round(rss, 1)}
+        return out
+
+    embed = ["--backend", "static", "--static-fit", str(static_fit)]
+    report = phase("ingest", ["ingest", str(work / f"pool-{n}.jsonl"), "--pool", "bench", *embed])
+    phases["ingest"]["stages_seconds"] = {k: v.get("seconds") for k, v in report["stages"].items()}
+    phases["ingest"]["clusters"] = report["stages"]["cluster"]["k"]
+    dedup = phase("dedup", ["dedup", "--pool", "bench", "--eps", "0.05"])
+    phases["dedup"]["removed"] = dedup.get("metrics", {}).get("removed", dedup.get("removed"))
+    sel = ["select", "--pool", "bench", "--budget", "0.1", "--seed", "0"]
+    phase("dsir", [*sel, "--selector", "dsir", "--target", target])
+    # tarot's cost grows with the budget × the target (transport problems of that size), so a fixed
+    # budget: the phase then measures what grows with the pool (whitening, neighbour search).
+    phase("tarot", [*sel[:4], str(TAROT_BUDGET), *sel[5:], "--selector", "tarot", "--target", target])
+    phase("coverage", [*sel, "--selector", "coverage", "--param", "score=prototypicality"])
+    phase("smart", [*sel, "--selector", "smart"])
+    total_wall = sum(p["seconds"] for p in phases.values())
+    point = {
+        "records": n,
+        "phases": phases,
+        "total_seconds": round(total_wall, 1),
+        "total_cpu_seconds": round(sum(p["cpu_seconds"] for p in phases.values()), 1),
+        "max_peak_rss_mb": max(p["peak_rss_mb"] for p in phases.values()),
+        "load_after": os.getloadavg(),
+    }
+    with open(work / "points.jsonl", "a") as f:  # survives an interrupted run of several sizes
+        f.write(json.dumps(point) + "\n")
+    return point
+
+
+def ray_comparison(work: Path, n: int) -> dict:
+    """Ingest without embeddings + dsir, local beside ray (one local cluster per CLI process)."""
+    out = {"records": n, "workers": os.cpu_count(), "note": "CLI processes: ray times include starting a cluster"}
+    for kind in ("local", "ray"):
+        h = ["--home", str(work / f"ray-cmp-{kind}"), "--executor", kind]
+        _, t_ing, _, _ = run(["ingest", str(work / f"pool-{n}.jsonl"), "--pool", "b", "--no-embed", *h])
+        doc, t_dsir, _, _ = run(["select", "--pool", "b", "--selector", "dsir", "--budget", "0.1", "--target",
+                                 str(work / "target.jsonl"), *h])  # fmt: skip
+        out[kind] = {"ingest_seconds": round(t_ing, 2), "dsir_seconds": round(t_dsir, 2), "manifest": doc["id"]}
     out["ingest_overhead_ratio"] = round(out["ray"]["ingest_seconds"] / out["local"]["ingest_seconds"], 2)
     out["dsir_overhead_ratio"] = round(out["ray"]["dsir_seconds"] / out["local"]["dsir_seconds"], 2)
     out["same_manifest"] = out["ray"]["manifest"] == out["local"]["manifest"]
     return out
 
 
+def growth(points: list[dict]) -> dict:
+    """Per phase, CPU seconds per 1k records at each size: flat means linear."""
+    return {
+        name: [round(1000 * p["phases"][name]["cpu_seconds"] / p["records"], 3) for p in points] for name in PHASES
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--phase", choices=["warm", "generate"], help=argparse.SUPPRESS)
-    ap.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--phase", choices=["generate"], help=argparse.SUPPRESS)
+    ap.add_argument("--workdir", type=Path, help="Keep the generated files and homes here (default: a temp dir).")
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 300_000, 1_000_000])
-    ap.add_argument("--ray-records", type=int, default=100_000, help="0 = skip the Ray comparison")
+    ap.add_argument("--static-fit", type=int, default=8192, help="Pool texts the static model is fitted on.")
+    ap.add_argument("--ray-records", type=int, default=0, help="Also compare ray with local on N records (0 = skip).")
     args = ap.parse_args()
+    load_before = os.getloadavg()
     if args.phase == "generate":
         phase_generate(args.workdir, args.sizes)
         return
-    if args.phase == "warm":
-        n = args.ray_records
-        print(json.dumps(phase_warm(args.workdir / f"pool-{n}.jsonl", args.workdir / "target.jsonl", args.workdir)))
-        return
     with tempfile.TemporaryDirectory(prefix="curate-scale-") as tmp:
-        work = Path(tmp)
+        work = args.workdir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        # Generated in a child: a parent holding the 1M-row frame would lend its RSS to every forked phase.
         sizes = sorted(set(args.sizes) | ({args.ray_records} - {0}))
+        # Generated in a child: a parent holding the 1M-row frame would lend its RSS to every forked phase.
         gen = [sys.executable, __file__, "--phase", "generate", "--workdir", str(work), "--sizes", *map(str, sizes)]
         subprocess.run(gen, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-        target = work / "target.jsonl"
-        files = {n: work / f"pool-{n}.jsonl" for n in sizes}
         gen_s = time.perf_counter() - t0
-        points = [point(work, files[n], target, "local", f"local-{n}", coverage=True) for n in sorted(args.sizes)]
-        first, last = points[0], points[-1]
-        scale = last["records"] / first["records"]
+        points = [pipeline(work, n, args.static_fit) for n in sorted(args.sizes)]
         result = {
             "benchmark": "scale",
-            "generate_seconds": round(gen_s, 1),
+            "data": {**json.loads((work / "data.json").read_text()), "generate_seconds": round(gen_s, 1)},
             "points": points,
-            "growth": {
-                "size_ratio": scale,
-                "ingest_time_ratio": round(last["ingest_seconds"] / first["ingest_seconds"], 2),
-                "dsir_time_ratio": round(last["dsir_seconds"] / first["dsir_seconds"], 2),
-                "ingest_cpu_ratio": round(last["ingest_cpu_seconds"] / first["ingest_cpu_seconds"], 2),
-                "dsir_cpu_ratio": round(last["dsir_cpu_seconds"] / first["dsir_cpu_seconds"], 2),
-                "max_peak_rss_mb": max(
-                    max(p["ingest_peak_rss_mb"], p["dsir_peak_rss_mb"], p.get("coverage_peak_rss_mb", 0))
-                    for p in points
-                ),
-            },
-            "machine": {"cpus": os.cpu_count()},
+            "cpu_ms_per_record": growth(points),
+            "max_peak_rss_mb": max(p["max_peak_rss_mb"] for p in points),
+            "machine": {"cpus": os.cpu_count(), "load_before": load_before},
         }
         if args.ray_records:
-            n = args.ray_records
-            local = point(work, files[n], target, "local", f"cmp-local-{n}", coverage=False)
-            ray = point(work, files[n], target, "ray", f"cmp-ray-{n}", coverage=False)
-            result["ray_vs_local"] = {
-                "records": n,
-                "workers": os.cpu_count(),
-                "local": local,
-                "ray": ray,
-                "ingest_overhead_ratio": round(ray["ingest_seconds"] / local["ingest_seconds"], 2),
-                "dsir_overhead_ratio": round(ray["dsir_seconds"] / local["dsir_seconds"], 2),
-                "same_manifest": ray["dsir_manifest"] == local["dsir_manifest"],
-                "note": "CLI processes: ray times include starting a local cluster in each",
-            }
-            warm = [sys.executable, __file__, "--phase", "warm", "--workdir", str(work), "--ray-records", str(n)]
-            proc = subprocess.run(warm, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-            if proc.returncode:
-                raise SystemExit(f"warm phase failed:\n{proc.stderr[-3000:]}")
-            result["ray_vs_local_warm_cluster"] = json.loads(proc.stdout.strip().splitlines()[-1])
+            result["ray_vs_local"] = ray_comparison(work, args.ray_records)
+        result["machine"]["load_after"] = os.getloadavg()
         print(json.dumps(result, indent=2))
 
 

@@ -114,6 +114,14 @@ def _ingest_summary(report: dict) -> str:
 @click.option("--embed/--no-embed", default=True, show_default=True)
 @click.option("--model", default=None, help="sentence-transformers model name or local path.")
 @click.option("--embedding-field", default=None, help="Use this list-of-float field as embeddings.")
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnx", "onnx-int8", "static"]),
+    default=None,
+    help="Embedding backend (default torch); static is >100x faster and coarser: see docs/embeddings.md.",
+)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="Default auto.")
+@click.option("--static-fit", type=int, default=None, help="static: fit to the network on N pool texts (e.g. 8192).")
 @click.option("--clusters", type=int, default=None, help="k-means clusters (default sqrt(n); 0 = none).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True)
 @click.option("--drop-duplicates", is_flag=True, help="Drop later records whose text repeats exactly.")
@@ -139,7 +147,8 @@ def ingest_cmd(settings: Settings, as_json: bool, path: Path, pool: str, **opts)
 
     if opts["model"] is None:
         opts.pop("model")
-    params = validated(IngestParams, opts)
+    embedding = {k: v for k in ("backend", "device", "static_fit") if (v := opts.pop(k)) is not None}
+    params = validated(IngestParams, {**opts, "embedding": embedding})
     with _progress(settings) as progress:
         report = ingest(settings, path, pool, params, progress=progress)
     _warn(report)

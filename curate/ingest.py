@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow.parquet as pq
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from curate import catalog
@@ -28,14 +28,7 @@ from curate.readers import read_chunks
 from curate.records import RECORDS_SCHEMA, Fingerprint, canonical_json, sha256_hex
 from curate.stages.base import Stage
 from curate.stages.cluster import ClusterParams, ClusterStage
-from curate.stages.embed import (
-    DEFAULT_MODEL,
-    EmbedParams,
-    EmbedStage,
-    FieldVectorsParams,
-    FieldVectorsStage,
-    resolve_model,
-)
+from curate.stages.embed import EmbedParams, EmbedStage, FieldVectorsParams, FieldVectorsStage, check_params
 from curate.stages.ngrams import NgramParams, NgramStage
 from curate.streams import Encoding, ReadLimits
 from curate.validate import RecordValidator
@@ -56,7 +49,10 @@ class IngestParams(BaseModel):
         None, description="Field holding the domain/task/source; default 'domain' if present."
     )
     embed: bool = Field(True, description="Compute sentence embeddings.")
-    model: str = Field(DEFAULT_MODEL, description="sentence-transformers model name or local path.")
+    model: str | None = Field(None, description="Shortcut for embedding.model (sentence-transformers name or path).")
+    embedding: EmbedParams = Field(
+        default_factory=EmbedParams, description="Embedding model, backend (torch, onnx, onnx-int8, static), device."
+    )
     embedding_field: str | None = Field(None, description="Bring your own vectors: a list-of-float field.")
     clusters: int | None = Field(
         None, ge=0, description="k-means clusters on the embeddings; default sqrt(n), 0 = none."
@@ -81,6 +77,17 @@ class IngestParams(BaseModel):
 
     def read_limits(self) -> ReadLimits:
         return ReadLimits(max_expanded_bytes=self.max_expanded_bytes, max_record_bytes=self.max_record_bytes)
+
+    @model_validator(mode="after")
+    def _one_model(self) -> IngestParams:
+        """``model`` and ``embedding.model`` are one setting: either spelling, never two answers."""
+        if self.model is None:
+            self.model = self.embedding.model
+        elif self.model != self.embedding.model:
+            if "model" in self.embedding.model_fields_set:
+                raise ValueError(f"model '{self.model}' and embedding.model '{self.embedding.model}' disagree")
+            self.embedding = self.embedding.model_copy(update={"model": self.model})
+        return self
 
 
 def _pool_id(name: str, fingerprint: str, v: RecordValidator, params: IngestParams) -> str:
@@ -109,7 +116,7 @@ def ingest(
     if not name or "/" in name or name.startswith("."):
         raise InputError(f"invalid pool name '{name}'", field="pool")
     if params.embed and not params.embedding_field:
-        resolve_model(params.model)  # fail on a bad model before reading anything
+        check_params(params.embedding)  # fail on a bad model, runtime or device before reading anything
     path = Path(path)
     started = time.perf_counter()
     settings.pools_dir.mkdir(parents=True, exist_ok=True)
@@ -255,7 +262,7 @@ def _run_stages(
             "embed", FieldVectorsStage(FieldVectorsParams(field=params.embedding_field), vector_parts)
         )
     elif params.embed:
-        stages["embed"] = run("embed", EmbedStage(EmbedParams(model=params.model)))
+        stages["embed"] = run("embed", EmbedStage(params.embedding))
     if "embed" in stages and params.clusters != 0:
         k = params.clusters if params.clusters is not None else (pool.stage_info("cluster") or {}).get("k")
         cluster = ClusterStage(ClusterParams(k=k, seed=params.seed), Path(stages["embed"]["path"]))

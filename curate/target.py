@@ -119,15 +119,17 @@ class Target:
         return self._embeddings.get(_space(pool)) if pool.has_feature("embed") else None
 
     def _embed(self, pool: Pool) -> np.ndarray:
-        from curate.stages.embed import EmbedParams, encode
+        from curate.stages.embed import EmbedParams, encode, feature_params, same_space
 
+        params = _pool_embed_params(pool)
         if self.pool is not None and self.pool.has_feature("embed"):
-            return np.asarray(self.pool.embeddings(), np.float32)
-        model = _pool_model(pool)
+            theirs = feature_params(self.pool.feature_path("embed"))
+            if params is None or theirs is None or same_space(params, theirs):  # else: re-encode its texts
+                return np.asarray(self.pool.embeddings(), np.float32)
         texts = [t for batch in self.iter_texts() for t in batch.to_list()]
         if not texts:
             raise InputError("the target has no texts", field="target")
-        return encode(texts, EmbedParams(model=model) if model else EmbedParams())
+        return encode(texts, params or EmbedParams())
 
     # --- the copy kept in a manifest --------------------------------------------------------
 
@@ -237,18 +239,20 @@ def _space(pool: Pool) -> str:
     return path.name if path is not None else ""
 
 
-def _pool_model(pool: Pool) -> str | None:
-    """The model named in the pool's embed stage record; an error for bring-your-own vectors."""
+def _pool_embed_params(pool: Pool):
+    """How ``pool``'s embed stage encoded (model, backend, truncation), so target texts are encoded
+    alike; an error for bring-your-own vectors, None when the stage record does not say."""
+    from curate.stages.embed import feature_params
+
     path = pool.feature_path("embed")
     try:
-        info = json.loads((path / "stage.json").read_text())
+        model = json.loads((path / "stage.json").read_text()).get("model")
     except (OSError, TypeError, ValueError):
         return None
-    model = info.get("model")
     if not model or str(model).startswith("field:"):
         raise InputError(
             "the pool's vectors were not made by a model, so target texts cannot be embedded alike: "
             "give as target a pool ingested with the same vectors",
             field="target",
         )
-    return model
+    return feature_params(path)
