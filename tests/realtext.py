@@ -8,14 +8,16 @@
   to curate, labelled by top-level package (numpy, scipy, sklearn, torch, ...).
 
 Shared by the quality harness (benchmarks/quality.py), the downstream eval, the embedding backend
-benchmarks and their slimmer tests. Building either corpus takes a few seconds; results are
-cached per process. Texts that occur in several packages are kept once (first label wins) so a
-selection cannot score by matching exact copies.
+benchmarks and their slimmer tests. Building a corpus takes seconds (debian) to a minute
+(docstrings); each is cached per process and on disk (``CURATE_CORPUS_CACHE``, default
+``~/.cache/curate/corpora``), keyed by the size and mtime of every file it was built from. Texts that occur in several
+packages are kept once (first label wins) so a selection cannot score by matching exact copies.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import re
 import shutil
@@ -109,8 +111,31 @@ def _description(block: str) -> tuple[str | None, str | None]:
     return pkg, (_WS.sub(" ", " ".join(lines)).strip() if lines else None)
 
 
+def _cached(name: str, sources: list[Path], build) -> pl.DataFrame:
+    """``build()`` once per set of source files (their paths, sizes and mtimes), kept as Parquet."""
+    h = hashlib.sha256(name.encode())
+    for path in sources:
+        st = path.stat()
+        h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    root = Path(os.environ.get("CURATE_CORPUS_CACHE", Path.home() / ".cache" / "curate" / "corpora"))
+    path = root / f"{name}-{h.hexdigest()[:16]}.parquet"
+    if path.exists():
+        return pl.read_parquet(path)
+    df = build()
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    df.write_parquet(tmp)
+    os.replace(tmp, path)  # atomic: a concurrent reader sees the whole file or none
+    return df
+
+
 @lru_cache(maxsize=1)
 def _debian_frame() -> pl.DataFrame:
+    sources = sorted(APT_LISTS.glob("*_Packages*")) + ensure_debian_descriptions()
+    return _cached("debian", sources, _build_debian)
+
+
+def _build_debian() -> pl.DataFrame:
     sections = _sections()
     rows: dict[str, tuple[str, str]] = {}
     for path in ensure_debian_descriptions():
@@ -129,9 +154,18 @@ def _first_paragraph(doc: str) -> str:
     return _WS.sub(" ", para).strip()
 
 
+def _site() -> Path:
+    return Path(np.__file__).resolve().parents[1]
+
+
 @lru_cache(maxsize=1)
 def _docstring_frame() -> pl.DataFrame:
-    site = Path(np.__file__).resolve().parents[1]
+    sources = sorted(p for p in _site().glob("*.dist-info") if p.name.split("-")[0].lower() in _DIST_NAMES)
+    return _cached("docstrings", sources, _build_docstrings)
+
+
+def _build_docstrings() -> pl.DataFrame:
+    site = _site()
     texts, domains, ids = [], [], []
     for pkg in sorted(DOCSTRING_PACKAGES):
         root = site / pkg
@@ -162,6 +196,8 @@ DOCSTRING_PACKAGES = {
     "numpy", "scipy", "sklearn", "torch", "polars", "sqlalchemy", "pydantic", "fastapi",
     "transformers", "matplotlib", "ray", "faiss", "ot", "httpx", "click", "yaml",
 }  # fmt: skip
+_DIST_NAMES = {"numpy", "scipy", "scikit_learn", "torch", "polars", "sqlalchemy", "pydantic", "fastapi",
+               "transformers", "matplotlib", "ray", "faiss_cpu", "pot", "httpx", "click", "pyyaml"}  # fmt: skip
 
 
 def corpus(
