@@ -121,11 +121,15 @@ class Target:
     def _embed(self, pool: Pool) -> np.ndarray:
         from curate.stages.embed import EmbedParams, encode, feature_params, same_space
 
-        params = _pool_embed_params(pool)
         if self.pool is not None and self.pool.has_feature("embed"):
             theirs = feature_params(self.pool.feature_path("embed"))
+            try:
+                params = _pool_embed_params(pool)
+            except InputError:  # brought-in vectors: a target pool's own are taken as the same kind
+                params = None
             if params is None or theirs is None or same_space(params, theirs):  # else: re-encode its texts
                 return np.asarray(self.pool.embeddings(), np.float32)
+        params = _pool_embed_params(pool)
         texts = [t for batch in self.iter_texts() for t in batch.to_list()]
         if not texts:
             raise InputError("the target has no texts", field="target")
