@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from curate.config import Settings
+from curate.embedders.transformer import TorchEmbedder
 from curate.errors import InputError
 from curate.executors import ExecutorSpec, make_executor, read_row_range, use_executor
 from curate.ingest import IngestParams, ingest
 from curate.pool import Pool
 from curate.select import run_selection
-from curate.stages import cluster, embed, ngrams
+from curate.stages import cluster, ngrams
 from pipelines.spec import load_spec
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +38,7 @@ def homes(ray_cluster, tmp_path_factory):
     """The papers pool ingested twice, local and ray, each with its own embedding cache (so both encode)."""
     mp = pytest.MonkeyPatch()
     mp.setattr(ngrams, "_ROWS_PER_PART", 30)  # 4 n-gram units
-    mp.setattr(embed, "_ENCODE_CALL", 32)  # 4 encode units
+    mp.setattr(TorchEmbedder, "unit_rows", 32)  # 4 encode units
     mp.setattr(cluster, "_ASSIGN_ROWS", 50)  # 3 assignment units
     records = tmp_path_factory.mktemp("data") / "papers.jsonl"
     records.write_text("".join(PAPERS.read_text().splitlines(keepends=True)[:120]))  # keeps encoding short
