@@ -6,11 +6,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from curate.executors import ExecutorSpec
 from curate.stages.embed import Backend, Device
 from curate.streams import Encoding
 
 JOB_ID = "9b2f6c0d4e8a4f1fb3c1d2e3f4a5b6c7"
 MANIFEST_ID = "3f1a9c" + "0" * 58
+_EXECUTOR = (
+    "Where the job's per-record work runs: {kind: local} (default) or {kind: ray, address: ...}; "
+    "the result is the same either way."
+)
 
 
 class ErrorBody(BaseModel):
@@ -94,6 +99,7 @@ class IngestRequest(BaseModel):
     device: Device | None = Field(None, description="auto (default), cpu or cuda.")
     clusters: int | None = Field(None, ge=0, le=100_000, description="k-means clusters; default sqrt(n), 0 = none.")
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    executor: ExecutorSpec | None = Field(None, description=_EXECUTOR)
 
 
 class SelectionRequest(BaseModel):
@@ -112,6 +118,7 @@ class SelectionRequest(BaseModel):
     )
     params: dict[str, Any] = Field(default_factory=dict, description="Selector parameters (see /v1/selectors).")
     seed: int = Field(0, ge=0, le=2**31 - 1)
+    executor: ExecutorSpec | None = Field(None, description=_EXECUTOR)
 
 
 class JobOut(BaseModel):

@@ -84,20 +84,22 @@ def run_ingest_job(settings: Settings, params: dict, report: Reporter) -> dict:
 
 
 def run_selection_job(settings: Settings, params: dict, report: Reporter) -> dict:
+    from curate.executors import ExecutorSpec, use_executor
     from curate.select import run_selection
 
     report(0.0, "select", f"selector {params['selector']}")
-    doc = run_selection(
-        settings,
-        pool=params["pool"],
-        selector=params["selector"],
-        budget=params["budget"],
-        params=params.get("params") or {},
-        seed=params.get("seed", 0),
-        target=params.get("target"),
-        lineage={"job": report.job_id},
-        progress=lambda fraction, message: report(0.95 * fraction, "select", message),
-    )
+    with use_executor(ExecutorSpec(**params.get("executor") or {})):
+        doc = run_selection(
+            settings,
+            pool=params["pool"],
+            selector=params["selector"],
+            budget=params["budget"],
+            params=params.get("params") or {},
+            seed=params.get("seed", 0),
+            target=params.get("target"),
+            lineage={"job": report.job_id},
+            progress=lambda fraction, message: report(0.95 * fraction, "select", message),
+        )
     report.check()
     return {
         "manifest_id": doc["id"],
@@ -106,6 +108,7 @@ def run_selection_job(settings: Settings, params: dict, report: Reporter) -> dic
         "selector": doc["selector"]["name"],
         "metrics": doc["metrics"],
         "warnings": doc.get("warnings", []),
+        "executor": params.get("executor") or {"kind": "local"},
     }
 
 

@@ -120,19 +120,53 @@ def ray_server(tmp_path_factory, ray_address):
     srv.stop()
 
 
-def test_pipeline_job_on_a_ray_cluster(ray_server, local_result, ray_address):
+@pytest.fixture(scope="module")
+def ray_job(ray_server, ray_address):
+    with ray_server.client() as c:
+        resp = c.post("/v1/pipelines", json=body({"kind": "ray", "address": ray_address}))
+        assert resp.status_code == 202, resp.text
+        return wait_job(c, resp.json()["id"], timeout=600)
 
+
+def _drivers() -> list:
+    """Ray jobs whose driver is not this test process: the server's worker connecting to the cluster."""
     import os
 
     import ray
 
-    with ray_server.client() as c:
-        resp = c.post("/v1/pipelines", json=body({"kind": "ray", "address": ray_address}))
-        assert resp.status_code == 202, resp.text
-        job = wait_job(c, resp.json()["id"], timeout=600)
+    return [j for j in ray._private.state.jobs() if int(j["DriverPid"]) != os.getpid()]
+
+
+def test_pipeline_job_on_a_ray_cluster(ray_job, local_result, ray_address):
+    job = ray_job
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["executor"] == {"kind": "ray", "address": ray_address, "num_cpus": None, "concurrency": None}
-    drivers = [j for j in ray._private.state.jobs() if int(j["DriverPid"]) != os.getpid()]
-    assert drivers, "the server's worker never connected to the cluster"
+    assert _drivers(), "the server's worker never connected to the cluster"
     # the per-record work ran on the cluster, and gave the local executor's manifests bit for bit
     assert [s.get("manifest") for s in job["result"]["steps"]] == [s.get("manifest") for s in local_result["steps"]]
+
+
+def test_selection_job_on_a_ray_cluster_matches_a_local_one(ray_job, ray_server, server, ray_address, local_result):
+    """POST /v1/selections takes the same `executor` as a pipeline: dsir's per-record scoring runs on
+    the cluster, and the manifest is the one the local executor writes for the same pool."""
+    assert ray_job["status"] == "succeeded", ray_job["error"]
+    pool = ray_job["result"]["steps"][1]["pool"]  # the filtered pool, present on both servers
+    request = {"pool": pool, "selector": "dsir", "budget": 40, "target": "target-science.jsonl", "seed": 3}
+    with ray_server.client() as c:
+        resp = c.post("/v1/selections", json={**request, "executor": {"kind": "ray", "address": ray_address}})
+        assert resp.status_code == 202, resp.text
+        on_ray = wait_job(c, resp.json()["id"], timeout=600)
+        bad = c.post("/v1/selections", json={**request, "executor": {"kind": "spark"}})
+        assert bad.status_code == 422, bad.text
+    assert on_ray["status"] == "succeeded", on_ray["error"]
+    assert on_ray["result"]["executor"]["kind"] == "ray"
+    with server.client() as c:
+        resp = c.post("/v1/pipelines", json=body())  # the local server's pools (cached if already run)
+        assert wait_job(c, resp.json()["id"], timeout=300)["status"] == "succeeded"
+        resp = c.post("/v1/selections", json=request)
+        assert resp.status_code == 202, resp.text
+        local = wait_job(c, resp.json()["id"], timeout=300)
+    assert local["status"] == "succeeded", local["error"]
+    assert local["result"]["executor"] == {"kind": "local"}
+    assert on_ray["result"]["manifest_id"] == local["result"]["manifest_id"]
+    assert on_ray["result"]["selected"] == 40

@@ -232,6 +232,8 @@ def ingest_pool(request: Request, pool: str, body: IngestRequest | None = None) 
                 raise InputError(f"unusable model name '{body.model[:100]}'", field="model") from None
         params["model"] = body.model
     params["embedding"] = {k: v for k in ("backend", "device") if (v := getattr(body, k)) is not None}
+    if body.executor is not None:
+        params["executor"] = body.executor.model_dump(mode="json")
     IngestParams(**params)  # fail now, not in the worker
     job = jobs.submit(
         settings, "ingest", {"source": source, "name": the_pool.name, "pool_id": the_pool.id, "ingest": params}

@@ -48,5 +48,7 @@ def create_selection(request: Request, body: SelectionRequest) -> JSONResponse:
         "seed": body.seed,
         "target": target,
     }
+    if body.executor is not None:
+        spec["executor"] = body.executor.model_dump(mode="json")
     job = jobs.submit(settings, "selection", spec)
     return JSONResponse(jobs.to_dict(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
