@@ -224,22 +224,37 @@ def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target
 
 @command(main, "dedup")
 @click.option("--pool", required=True)
-@click.option("--eps", type=float, default=0.05, show_default=True, help="Duplicate when cosine > 1 - eps.")
-@click.option("--keep", type=click.Choice(["centroid", "outlier", "first"]), default="centroid", show_default=True)
-@click.option("--criterion", type=click.Choice(["kept", "any_earlier"]), default="kept", show_default=True)
+@click.option(
+    "--method",
+    type=click.Choice(["semantic", "minhash", "exact"]),
+    default="semantic",
+    show_default=True,
+    help="semantic: SemDeDup on embeddings; minhash: fuzzy, shingle Jaccard with LSH; exact: normalised text.",
+)
+@click.option("--eps", type=float, default=None, help="semantic: duplicate when cosine > 1 - eps [0.05].")
+@click.option("--keep", type=click.Choice(["centroid", "outlier", "first"]), default=None, help="semantic [centroid].")
+@click.option("--criterion", type=click.Choice(["kept", "any_earlier"]), default=None, help="semantic [kept].")
+@click.option("--param", "params", multiple=True, help="Method parameter key=value, e.g. threshold=0.8 (repeatable).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Also copy the manifest folder here.")
-def dedup_cmd(settings: Settings, as_json: bool, pool, eps, keep, criterion, out) -> None:
-    """Semantic dedup within k-means clusters; writes a manifest of the kept records."""
+def dedup_cmd(settings: Settings, as_json: bool, pool, method, eps, keep, criterion, params, out) -> None:
+    """Deduplicate a pool (semantic, minhash or exact); writes a manifest of the kept records and
+    removed.parquet with each removed id and the id it duplicated."""
     from pydantic import ValidationError
 
-    from curate.dedup import run_dedup
-    from curate.stages.semdedup import SemDedupParams
+    from curate.dedup import METHODS, run_dedup
 
+    values = parse_param_pairs(params)
+    semantic = {k: v for k, v in {"eps": eps, "keep": keep, "criterion": criterion}.items() if v is not None}
+    if semantic and method != "semantic":
+        raise InputError(f"--{next(iter(semantic))} applies to --method semantic only", field=next(iter(semantic)))
+    model = next(cls for cls, (name, *_) in METHODS.items() if name == method)
     try:
-        params = SemDedupParams(eps=eps, keep=keep, criterion=criterion)
+        chosen = model(**{**values, **semantic})
     except ValidationError as exc:
-        raise InputError(f"invalid --eps: {exc.errors()[0]['msg']}", field="eps") from None
-    doc = run_dedup(settings, pool=pool, params=params, out=out)
+        err = exc.errors()[0]
+        key = ".".join(map(str, err["loc"])) or "param"
+        raise InputError(f"invalid {method} parameter '{key}': {err['msg']}", field=key) from None
+    doc = run_dedup(settings, pool=pool, params=chosen, out=out)
     _emit(as_json, doc, _manifest_summary(doc))
 
 

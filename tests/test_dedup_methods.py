@@ -131,3 +131,25 @@ def test_exact_dedup_normalisation(planted):
         f"exact{i}": f"r{i}" for i in range(60, 70)
     }
     assert removed["similarity"].to_list() == [1.0] * 10
+
+
+def test_cli_dedup_takes_every_method(planted):
+    """`curate dedup --method minhash|exact --param k=v` gives the library's manifest; a semantic
+    option on another method, or a bad parameter, exits 2 naming the field."""
+    import json
+
+    from tests.conftest import run_cli
+
+    settings, _ = planted
+    proc = run_cli("dedup", "--pool", "planted", "--method", "minhash", "--param", "threshold=0.7", "--json",
+                   home=settings.home, check=True)  # fmt: skip
+    doc = json.loads(proc.stdout)
+    lib, _ = dedup_pool(settings, Pool.load(settings, "planted"), MinHashParams(threshold=0.7))
+    assert doc["id"] == lib["id"] and doc["selector"]["name"] == "minhash"
+    proc = run_cli("dedup", "--pool", "planted", "--method", "exact", "--json", home=settings.home, check=True)
+    assert json.loads(proc.stdout)["metrics"]["removed"] == 10
+    for args, field in [(("--method", "exact", "--eps", "0.1"), "eps"), (("--param", "threshold=2"), "threshold")]:
+        method = () if "--method" in args else ("--method", "minhash")
+        proc = run_cli("dedup", "--pool", "planted", *method, *args, "--json", home=settings.home)
+        assert proc.returncode == 2, proc.stderr
+        assert field in proc.stdout + proc.stderr

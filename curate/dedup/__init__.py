@@ -2,7 +2,8 @@
 
 Each method marks the record every removed record duplicates; ``dedup_pool`` freezes the result as
 a manifest (kept records; ``removed.parquet`` with each removed id and the id it duplicated).
-``curate dedup`` and the older pipeline ``dedup:`` section are the semantic method.
+``curate dedup`` defaults to the semantic method (``--method`` picks another); the older pipeline
+``dedup:`` section is the semantic method.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def dedup_pool(
 def run_dedup(
     settings: Settings, *, pool: str, params: DedupParams | dict | None = None, out: str | Path | None = None
 ) -> dict:
-    """``curate dedup``: semantic dedup of a pool (or any method's params) as a manifest."""
+    """``curate dedup``: a pool deduplicated by the method ``params`` belong to (semantic by default)."""
     params = params if isinstance(params, tuple(METHODS)) else SemDedupParams(**(params or {}))
     doc, _ = dedup_pool(settings, Pool.load(settings, pool), params)
     if out is not None:
