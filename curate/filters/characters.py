@@ -14,7 +14,7 @@ from pydantic import Field
 
 from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
 from curate.filters.length import non_space_chars
-from curate.tokens import ALPHA, DIGIT, LEAD, Sparse, TextBytes
+from curate.tokens import TextBytes
 
 _BULLETS_ASCII = (ord("-"), ord("*"))
 _BULLETS_UTF8 = ((0xE2, 0x80, 0xA2), (0xE2, 0x80, 0xA3), (0xE2, 0x97, 0x8F), (0xE2, 0x97, 0xA6), (0xE2, 0x96, 0xAA))
@@ -48,9 +48,9 @@ def _at(data: np.ndarray, pos: np.ndarray, seq: tuple[int, ...]) -> np.ndarray:
     return ok
 
 
-def _ellipses(view: TextBytes) -> np.ndarray:
-    """Per record, non-overlapping '...' (as ``str.count``): a run of k dots holds k // 3."""
-    dots = np.flatnonzero(view.data == ord("."))
+def _ellipses(view: TextBytes, dots: np.ndarray) -> np.ndarray:
+    """Per record, non-overlapping '...' (as ``str.count``) from the sorted dot positions: a run of
+    k dots holds k // 3."""
     if len(dots) == 0:
         return np.zeros(view.n, np.int64)
     head = np.concatenate(([True], dots[1:] != dots[:-1] + 1))
@@ -59,13 +59,18 @@ def _ellipses(view: TextBytes) -> np.ndarray:
     return np.bincount(view.record_of(dots[starts]), weights=runs // 3, minlength=view.n).astype(np.int64)
 
 
+def _followed_by(data: np.ndarray, pos: np.ndarray, seq: bytes) -> np.ndarray:
+    """The positions among ``pos`` where the bytes ``seq`` start."""
+    return pos[_at(data, pos, tuple(seq))]
+
+
 def letters(view: TextBytes) -> np.ndarray:
-    """Per byte: does a letter start here."""
-    data, cls = view.data, view.cls
-    is_letter = cls == ALPHA
+    """Per byte: does a letter start here (an ASCII letter, or a non-symbolic lead byte)."""
+    data = view.data
+    is_letter = (data | np.uint8(0x20)) - np.uint8(ord("a")) < 26  # A-Z and a-z; bytes ≥ 0x80 wrap above
     if view.ascii:
         return is_letter
-    lead = np.flatnonzero(cls == LEAD)
+    lead = view.leads
     nxt = data[np.minimum(lead + 1, len(data) - 1)]
     b = data[lead]
     symbolic = (
@@ -85,20 +90,25 @@ class CharacterFilter(QualityFilter):
         n_words = words.per_record()
         non_space = non_space_chars(view)
         is_letter = letters(view)
-        symbols = view.count(data == ord("#")) + _ellipses(view)
+        # Bytes that are neither letters nor whitespace are few (punctuation, digits, UTF-8 tails):
+        # everything else counted here is read off their positions.
+        other = np.flatnonzero(~(is_letter | view.is_space))
+        other_byte = data[other]
+        symbols = view.count_at(other[other_byte == ord("#")]) + _ellipses(view, other[other_byte == ord(".")])
         if not view.ascii:
-            symbols = symbols + np.bincount(view.record_of(view.find(bytes(_ELLIPSIS))), minlength=view.n)
-        c = Sparse(is_letter)
-        alpha_words = words.per_record((c.within(words.start, words.end) > 0).astype(np.float64))
-        n_letters = c.within(view.offsets[:-1], view.offsets[1:])
+            symbols = symbols + view.count_at(_followed_by(data, view.leads, bytes(_ELLIPSIS)))
+        has_letter = np.logical_or.reduceat(is_letter, words.start) if len(words) else np.zeros(0, bool)
+        alpha_words = words.per_record(has_letter.astype(np.float64))
+        non_alpha = view.count_at(other) - (view.count_at(view.continuations) if not view.ascii else 0)
+        digits = view.count_at(other[other_byte - np.uint8(ord("0")) < 10])
         lines = view.lines
         bullet, ellipsis = self._line_marks(view, lines)
         n_lines = lines.per_record()
         return {
             "symbol_word_ratio": ratio(symbols, n_words),
             "alpha_word_fraction": ratio(alpha_words, n_words),
-            "digit_ratio": ratio(view.count(view.cls == DIGIT), non_space),
-            "non_alpha_ratio": ratio(non_space - n_letters, non_space),
+            "digit_ratio": ratio(digits, non_space),
+            "non_alpha_ratio": ratio(non_alpha, non_space),
             "bullet_line_fraction": ratio(lines.per_record(bullet.astype(np.float64)), n_lines),
             "ellipsis_line_fraction": ratio(lines.per_record(ellipsis.astype(np.float64)), n_lines),
         }
