@@ -144,12 +144,15 @@ class TextBytes:
         return n_bytes if self.ascii else n_bytes - self.count_at(self.continuations)
 
     def char_lengths(self, seg: Segments) -> np.ndarray:
-        """Characters in each segment."""
+        """Characters in each segment (segments sorted and disjoint, as all of them are)."""
         n_bytes = seg.end - seg.start
         if self.ascii:
             return n_bytes
-        cont = self.continuations
-        return n_bytes - (np.searchsorted(cont, seg.end) - np.searchsorted(cont, seg.start))
+        cont = self.continuations  # few: find each one's segment, not each segment's count
+        at = seg.of(cont)
+        inside = at >= 0
+        inside[inside] = cont[inside] < seg.end[at[inside]]
+        return n_bytes - np.bincount(at[inside], minlength=len(seg))
 
     def find(self, seq: bytes) -> np.ndarray:
         """Start positions of every occurrence of ``seq`` (overlapping ones included)."""
