@@ -162,6 +162,12 @@ class TextBytes:
             pos = pos[self.data[pos + k] == byte]
         return pos
 
+    def peek(self, positions: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` ≤ 8 bytes from each position as a little-endian uint64 (zero past the end;
+        a negative position reads as zero)."""
+        inside = np.clip(positions, 0, len(self.data))
+        return np.where(positions >= 0, self._words64[inside] & _MASKS[k], np.uint64(0))
+
     def record_of(self, positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.offsets, positions, side="right") - 1
 
