@@ -40,10 +40,13 @@ _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 
 
 def mix64(h: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: every input bit reaches every output bit."""
-    h = (h ^ (h >> np.uint64(30))) * _M1
-    h = (h ^ (h >> np.uint64(27))) * _M2
-    return h ^ (h >> np.uint64(31))
+    """splitmix64's finaliser: every input bit reaches every output bit (in place after one copy)."""
+    h = h ^ (h >> np.uint64(30))
+    h *= _M1
+    h ^= h >> np.uint64(27)
+    h *= _M2
+    h ^= h >> np.uint64(31)
+    return h
 
 
 @dataclass
@@ -60,12 +63,23 @@ class Segments:
 
     def per_record(self, values: np.ndarray | None = None) -> np.ndarray:
         """Sum of ``values`` (or the count) over each record's segments."""
+        if values is None:
+            return np.diff(self.bounds)
         return np.bincount(self.record, weights=values, minlength=self.n_records)
+
+    @cached_property
+    def bounds(self) -> np.ndarray:
+        """Record r's segments are [bounds[r], bounds[r + 1]) (``n_records + 1`` entries)."""
+        return np.searchsorted(self.record, np.arange(self.n_records + 1))
 
     @cached_property
     def first(self) -> np.ndarray:
         """Index of each record's first segment (len(self) when it has none)."""
-        return np.searchsorted(self.record, np.arange(self.n_records))
+        return self.bounds[:-1]
+
+    def of(self, positions: np.ndarray) -> np.ndarray:
+        """Index of the last segment starting at or before each byte position (−1 before the first)."""
+        return np.searchsorted(self.start, positions, side="right") - 1
 
 
 class TextBytes:
@@ -73,6 +87,8 @@ class TextBytes:
 
     Every record is stored followed by ``"\\n\\n"``, so no word, line or paragraph ever spans two
     records and segment boundaries need no special case; ``offsets`` include that terminator.
+    Per-byte masks are built from comparisons (a 256-entry table lookup is 5-10× slower per byte), and
+    what only non-ASCII bytes change is corrected from their positions, which real text has few of.
     """
 
     TERMINATOR = 2
@@ -89,28 +105,54 @@ class TextBytes:
             raw = np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + self.n + 1]
             self.data = np.frombuffer(arr.buffers()[2], np.uint8)[raw[0] : raw[-1]]
             self.offsets = raw - raw[0]
-        self.cls = _CLASS[self.data]
         self.ascii = not (self.data >= 0x80).any()
+
+    @cached_property
+    def cls(self) -> np.ndarray:
+        """Per byte, its class (SPACE, DIGIT, ALPHA, PUNCT, CONT or LEAD; 0 for control bytes)."""
+        return _CLASS[self.data]
+
+    @cached_property
+    def high(self) -> np.ndarray:
+        """Positions of the non-ASCII bytes (lead and continuation bytes)."""
+        return np.zeros(0, np.int64) if self.ascii else np.flatnonzero(self.data >= 0x80)
+
+    @cached_property
+    def continuations(self) -> np.ndarray:
+        """Positions of UTF-8 continuation bytes: every other byte starts a character."""
+        h = self.high
+        return h[self.data[h] < 0xC0]
+
+    @cached_property
+    def leads(self) -> np.ndarray:
+        """Positions of UTF-8 lead bytes (the first byte of each non-ASCII character)."""
+        h = self.high
+        return h[self.data[h] >= 0xC0]
 
     def count(self, mask: np.ndarray) -> np.ndarray:
         """Per record, the number of bytes where ``mask`` is true."""
         return Sparse(mask).within(self.offsets[:-1], self.offsets[1:])
 
+    def count_at(self, positions: np.ndarray) -> np.ndarray:
+        """Per record, how many of the (sorted) byte ``positions`` fall in it."""
+        return np.diff(np.searchsorted(positions, self.offsets))
+
     @cached_property
     def n_chars(self) -> np.ndarray:
         """Characters of each text (its terminator excluded)."""
         n_bytes = np.diff(self.offsets) - self.TERMINATOR
-        return n_bytes if self.ascii else n_bytes - self.count(self.cls == CONT)
+        return n_bytes if self.ascii else n_bytes - self.count_at(self.continuations)
 
     def char_lengths(self, seg: Segments) -> np.ndarray:
-        """Characters in each segment."""
+        """Characters in each segment (segments sorted and disjoint, as all of them are)."""
+        n_bytes = seg.end - seg.start
         if self.ascii:
-            return seg.end - seg.start
-        return self._chars.within(seg.start, seg.end)
-
-    @cached_property
-    def _chars(self) -> Sparse:
-        return Sparse(self.cls != CONT)
+            return n_bytes
+        cont = self.continuations  # few: find each one's segment, not each segment's count
+        at = seg.of(cont)
+        inside = at >= 0
+        inside[inside] = cont[inside] < seg.end[at[inside]]
+        return n_bytes - np.bincount(at[inside], minlength=len(seg))
 
     def find(self, seq: bytes) -> np.ndarray:
         """Start positions of every occurrence of ``seq`` (overlapping ones included)."""
@@ -120,15 +162,28 @@ class TextBytes:
             pos = pos[self.data[pos + k] == byte]
         return pos
 
+    def peek(self, positions: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` ≤ 8 bytes from each position as a little-endian uint64 (zero past the end;
+        a negative position reads as zero)."""
+        inside = np.clip(positions, 0, len(self.data))
+        return np.where(positions >= 0, self._words64[inside] & _MASKS[k], np.uint64(0))
+
     def record_of(self, positions: np.ndarray) -> np.ndarray:
         return np.searchsorted(self.offsets, positions, side="right") - 1
 
     def segments(self, separator: np.ndarray) -> Segments:
         """Maximal runs of bytes where ``separator`` (true at every terminator) is false."""
-        edges = np.diff((~separator).view(np.int8), prepend=np.int8(0), append=np.int8(0))
-        at = np.flatnonzero(edges)
-        start, end = at[edges[at] > 0], at[edges[at] < 0]
-        return Segments(start, end, self.record_of(start), self.n)
+        if len(separator) == 0:
+            return Segments(*(np.zeros(0, np.int64),) * 3, self.n)
+        at = np.flatnonzero(separator[1:] != separator[:-1]) + 1  # every run's edges, alternating
+        if not separator[0]:
+            at = np.concatenate(([0], at))
+        start, end = at[0::2], at[1::2]  # the last byte is a separator: every run ends
+        bounds = np.searchsorted(start, self.offsets)
+        record = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(bounds))
+        seg = Segments(start, end, record, self.n)
+        seg.__dict__["bounds"] = bounds
+        return seg
 
     def between(self, cuts: np.ndarray, width: np.ndarray | int = 1) -> Segments:
         """The non-empty spans between sorted separator positions ``cuts`` (each ``width`` bytes
@@ -162,29 +217,39 @@ class TextBytes:
 
     @cached_property
     def is_space(self) -> np.ndarray:
-        return (self.cls & SPACE) != 0
+        """ASCII whitespace (tab, newline, vertical tab, form feed, carriage return, space)."""
+        space = self.data <= 32
+        low = np.flatnonzero(self.data < 32)  # control bytes are rare: fix those that are not whitespace
+        space[low] = (self.data[low] >= 9) & (self.data[low] <= 13)
+        return space
 
     @cached_property
     def words(self) -> Segments:
         """Whitespace-separated words (Gopher's and datatrove's unit)."""
         return self.segments(self.is_space)
 
-    def hashes(self, seg: Segments, data: np.ndarray | None = None) -> np.ndarray:
-        """A stable 64-bit hash of each segment's bytes (of ``data`` when given, e.g. lowercased).
+    def hashes(self, seg: Segments, data: np.ndarray | None = None, seed: np.ndarray | None = None) -> np.ndarray:
+        """A stable 64-bit hash of each segment's bytes (of ``data`` when given, e.g. lowercased),
+        with a per-segment ``seed`` mixed in when given (e.g. its record, so equal words of different
+        records differ).
 
         Eight bytes at a time: one gather of the first block of every segment, then further blocks
         only for the segments longer than that, so the cost is per segment, not per byte.
         """
         if len(seg) == 0:
             return np.zeros(0, np.uint64)
-        windows = self._windows if data is None else _windows(data)
+        words = self._words64 if data is None else _words64(data)
         length = seg.end - seg.start
         with np.errstate(over="ignore"):
-            block = windows[seg.start].view("<u8").ravel() & _MASKS[np.minimum(length, 8)]
-            h = mix64(length.astype(np.uint64) * _GOLDEN ^ block)
+            h = words[seg.start]
+            h &= _MASKS[np.minimum(length, 8)]
+            h ^= length.astype(np.uint64) * _GOLDEN
+            if seed is not None:
+                h ^= seed
+            h = mix64(h)
             todo, done = np.flatnonzero(length > 8), 8
             while len(todo):
-                block = windows[seg.start[todo] + done].view("<u8").ravel()
+                block = words[seg.start[todo] + done]
                 block &= _MASKS[np.minimum(length[todo] - done, 8)]
                 h[todo] = mix64(h[todo] ^ block)
                 done += 8
@@ -192,19 +257,20 @@ class TextBytes:
             return h
 
     @cached_property
-    def _windows(self) -> np.ndarray:
-        return _windows(self.data)
+    def _words64(self) -> np.ndarray:
+        return _words64(self.data)
 
     def lowercased(self) -> np.ndarray:
         """ASCII-lowercased bytes (pair with ``polars.str.to_lowercase`` for the rest of Unicode)."""
         return _LOWER[self.data]
 
 
-def _windows(data: np.ndarray) -> np.ndarray:
-    """Row i = the 8 bytes from position i (zero past the end), gathered per segment start."""
+def _words64(data: np.ndarray) -> np.ndarray:
+    """Element i = the little-endian uint64 of the 8 bytes from position i (zero past the end): an
+    unaligned view with a one-byte stride, so a gather reads a segment's first block in one load."""
     padded = np.zeros(len(data) + 8, np.uint8)
     padded[: len(data)] = data
-    return np.lib.stride_tricks.sliding_window_view(padded, 8)
+    return np.ndarray((len(data) + 1,), "<u8", buffer=padded, strides=(1,))
 
 
 class Sparse:

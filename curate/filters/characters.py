@@ -14,11 +14,18 @@ from pydantic import Field
 
 from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
 from curate.filters.length import non_space_chars
-from curate.tokens import ALPHA, DIGIT, LEAD, Sparse, TextBytes
+from curate.tokens import TextBytes
 
-_BULLETS_ASCII = (ord("-"), ord("*"))
-_BULLETS_UTF8 = ((0xE2, 0x80, 0xA2), (0xE2, 0x80, 0xA3), (0xE2, 0x97, 0x8F), (0xE2, 0x97, 0xA6), (0xE2, 0x96, 0xAA))
-_ELLIPSIS = (0xE2, 0x80, 0xA6)
+
+def _code(seq: bytes) -> int:
+    """The bytes as ``TextBytes.peek`` reads them (little-endian)."""
+    return int.from_bytes(seq, "little")
+
+
+_BULLETS_ASCII = np.array([ord("-"), ord("*")], np.uint64)
+_BULLETS_UTF8 = np.array([_code(c.encode()) for c in "•‣●◦▪"], np.uint64)
+_ELLIPSIS = "…".encode()
+_ELLIPSES = np.array([_code(b"..."), _code(_ELLIPSIS)], np.uint64)
 
 
 class CharacterParams(FilterParams):
@@ -38,19 +45,9 @@ class CharacterParams(FilterParams):
     )
 
 
-def _at(data: np.ndarray, pos: np.ndarray, seq: tuple[int, ...]) -> np.ndarray:
-    """Whether the bytes starting at each ``pos`` are ``seq`` (out of range reads as no)."""
-    ok = np.ones(len(pos), bool)
-    for k, byte in enumerate(seq):
-        p = pos + k
-        inside = (p >= 0) & (p < len(data))
-        ok &= inside & (data[np.clip(p, 0, max(len(data) - 1, 0))] == byte)
-    return ok
-
-
-def _ellipses(view: TextBytes) -> np.ndarray:
-    """Per record, non-overlapping '...' (as ``str.count``): a run of k dots holds k // 3."""
-    dots = np.flatnonzero(view.data == ord("."))
+def _ellipses(view: TextBytes, dots: np.ndarray) -> np.ndarray:
+    """Per record, non-overlapping '...' (as ``str.count``) from the sorted dot positions: a run of
+    k dots holds k // 3."""
     if len(dots) == 0:
         return np.zeros(view.n, np.int64)
     head = np.concatenate(([True], dots[1:] != dots[:-1] + 1))
@@ -59,13 +56,26 @@ def _ellipses(view: TextBytes) -> np.ndarray:
     return np.bincount(view.record_of(dots[starts]), weights=runs // 3, minlength=view.n).astype(np.int64)
 
 
+def _letterless_words(view: TextBytes, other: np.ndarray) -> np.ndarray:
+    """Per record, words without a letter: such a word is a run of consecutive positions in
+    ``other`` (the sorted non-letter, non-space bytes) with whitespace on both sides."""
+    if len(other) == 0:
+        return np.zeros(view.n, np.int64)
+    head = np.flatnonzero(np.concatenate(([True], other[1:] != other[:-1] + 1)))
+    start, end = other[head], other[np.concatenate((head[1:], [len(other)])) - 1] + 1
+    space = view.is_space
+    alone = (start == 0) | space[np.maximum(start - 1, 0)]
+    alone &= space[np.minimum(end, len(space) - 1)]  # the terminator follows the last word
+    return view.count_at(start[alone])
+
+
 def letters(view: TextBytes) -> np.ndarray:
-    """Per byte: does a letter start here."""
-    data, cls = view.data, view.cls
-    is_letter = cls == ALPHA
+    """Per byte: does a letter start here (an ASCII letter, or a non-symbolic lead byte)."""
+    data = view.data
+    is_letter = (data | np.uint8(0x20)) - np.uint8(ord("a")) < 26  # A-Z and a-z; bytes ≥ 0x80 wrap above
     if view.ascii:
         return is_letter
-    lead = np.flatnonzero(cls == LEAD)
+    lead = view.leads
     nxt = data[np.minimum(lead + 1, len(data) - 1)]
     b = data[lead]
     symbolic = (
@@ -85,20 +95,25 @@ class CharacterFilter(QualityFilter):
         n_words = words.per_record()
         non_space = non_space_chars(view)
         is_letter = letters(view)
-        symbols = view.count(data == ord("#")) + _ellipses(view)
+        # Bytes that are neither letters nor whitespace are few (punctuation, digits, UTF-8 tails):
+        # everything else counted here is read off their positions.
+        other = np.flatnonzero(~(is_letter | view.is_space))
+        other_byte = data[other]
+        symbols = view.count_at(other[other_byte == ord("#")]) + _ellipses(view, other[other_byte == ord(".")])
         if not view.ascii:
-            symbols = symbols + np.bincount(view.record_of(view.find(bytes(_ELLIPSIS))), minlength=view.n)
-        c = Sparse(is_letter)
-        alpha_words = words.per_record((c.within(words.start, words.end) > 0).astype(np.float64))
-        n_letters = c.within(view.offsets[:-1], view.offsets[1:])
+            leads = view.leads
+            symbols = symbols + view.count_at(leads[view.peek(leads, 3) == _ELLIPSES[1]])
+        alpha_words = n_words - _letterless_words(view, other)
+        non_alpha = view.count_at(other) - (view.count_at(view.continuations) if not view.ascii else 0)
+        digits = view.count_at(other[other_byte - np.uint8(ord("0")) < 10])
         lines = view.lines
         bullet, ellipsis = self._line_marks(view, lines)
         n_lines = lines.per_record()
         return {
             "symbol_word_ratio": ratio(symbols, n_words),
             "alpha_word_fraction": ratio(alpha_words, n_words),
-            "digit_ratio": ratio(view.count(view.cls == DIGIT), non_space),
-            "non_alpha_ratio": ratio(non_space - n_letters, non_space),
+            "digit_ratio": ratio(digits, non_space),
+            "non_alpha_ratio": ratio(non_alpha, non_space),
             "bullet_line_fraction": ratio(lines.per_record(bullet.astype(np.float64)), n_lines),
             "ellipsis_line_fraction": ratio(lines.per_record(ellipsis.astype(np.float64)), n_lines),
         }
@@ -106,17 +121,16 @@ class CharacterFilter(QualityFilter):
     @staticmethod
     def _line_marks(view: TextBytes, lines) -> tuple[np.ndarray, np.ndarray]:
         """Per line: starts with a bullet (after leading spaces); ends with an ellipsis (before trailing ones)."""
-        data, words = view.data, view.words
+        words = view.words
         if len(words) == 0 or len(lines) == 0:
             return np.zeros(len(lines), bool), np.zeros(len(lines), bool)
         first = np.minimum(np.searchsorted(words.start, lines.start), len(words) - 1)
         last = np.maximum(np.searchsorted(words.end, lines.end, side="right") - 1, 0)
         has_words = (words.start[first] < lines.end) & (words.end[last] > lines.start)
         head, tail = words.start[first], words.end[last]
-        bullet = np.isin(data[np.minimum(head, len(data) - 1)], _BULLETS_ASCII)
-        for seq in _BULLETS_UTF8:
-            bullet |= _at(data, head, seq)
-        ellipsis = _at(data, tail - 3, (ord("."),) * 3) | _at(data, tail - 3, _ELLIPSIS)
+        at_head = view.peek(head, 3)
+        bullet = np.isin(at_head & np.uint64(0xFF), _BULLETS_ASCII) | np.isin(at_head, _BULLETS_UTF8)
+        ellipsis = np.isin(view.peek(tail - 3, 3), _ELLIPSES) & (tail >= 3)
         return bullet & has_words, ellipsis & has_words
 
     def rules(self) -> list[Rule]:

@@ -25,6 +25,8 @@ from curate.tokens import Segments, TextBytes, combine
 _TOP = (2, 3, 4)
 _DUP = (5, 6, 7, 8, 9, 10)
 _RECORD = np.uint64(0xD6E8FEB86659FD93)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_CHARS_CAP = (1 << 32) - 1  # an n-gram of a few words is never 4 billion characters long
 
 
 class RepetitionParams(FilterParams):
@@ -79,29 +81,29 @@ class RepetitionFilter(QualityFilter):
     @staticmethod
     def _ngrams(view: TextBytes) -> dict[str, np.ndarray]:
         words = view.words
-        n_words = len(words)
+        n_words, rec = len(words), words.record
         wchars = view.char_lengths(words).astype(np.int64)
-        total = words.per_record(wchars.astype(np.float64))
         prefix = np.concatenate(([0], np.cumsum(wchars)))
-        word_hash = view.hashes(words)
+        total = np.diff(prefix[words.bounds])  # characters in each record's words
+        word_hash = view.hashes(words, seed=rec.astype(np.uint64) * _RECORD)  # equal words of two records differ
         h = word_hash.copy()  # h[p]: hash of the n-gram starting at word p, for the current n
-        rec = words.record
         out = {}
-        candidates = np.arange(max(n_words - 1, 0), dtype=np.int64)  # bigram starts
+        candidates = np.flatnonzero(rec[:-1] == rec[1:])  # bigram starts
         for n in range(2, max(_DUP) + 1):
-            candidates = candidates[candidates + n - 1 < n_words]
-            candidates = candidates[rec[candidates] == rec[candidates + n - 1]]
-            h[candidates] = combine(h[candidates], word_hash[candidates + n - 1])
-            keys = _keyed(h[candidates], rec[candidates])
-            repeated = keys.is_duplicated().to_numpy()
+            if n > 2:
+                candidates = candidates[candidates + n - 1 < n_words]
+                candidates = candidates[rec[candidates] == rec[candidates + n - 1]]
+            h[candidates] = extend(h[candidates], word_hash[candidates + n - 1])
+            repeated, count, later = occurrences(h[candidates])
             if n in _TOP:
-                out[f"top_{n}gram"] = ratio(_top_chars(keys, candidates, repeated, rec, prefix, n, view.n), total)
+                out[f"top_{n}gram"] = ratio(_top_chars(candidates[repeated], count, rec, prefix, n, view.n), total)
             if n in _DUP:
-                later = ~keys.is_first_distinct().to_numpy()
-                out[f"dup_{n}gram"] = ratio(_covered_chars(candidates[later], n, n_words, rec, wchars, view.n), total)
-            rep = candidates[repeated]  # an (n+1)-gram at p repeats only if the n-grams at p and p+1 do
-            nxt = np.minimum(np.searchsorted(rep, rep + 1), max(len(rep) - 1, 0))  # rep is sorted
-            candidates = rep[rep[nxt] == rep + 1] if len(rep) else rep
+                covered = _covered_chars(np.sort(candidates[later]), n, rec, wchars, view.n)
+                out[f"dup_{n}gram"] = ratio(covered, total)
+            rep = np.sort(candidates[repeated])  # an (n+1)-gram at p repeats only if the n-grams at p and p+1 do
+            mark = np.zeros(n_words + 1, bool)
+            mark[rep] = True
+            candidates = rep[mark[rep + 1]]
         return out
 
     def rules(self) -> list[Rule]:
@@ -116,28 +118,70 @@ class RepetitionFilter(QualityFilter):
         return bounds(self, [(v, k, False) for v, k in names])
 
 
-def _top_chars(keys, starts, repeated, rec, prefix, n, n_records) -> np.ndarray:
-    """Per record: occurrences × characters of its most frequent repeated n-gram (ties: the longest)."""
-    out = np.zeros(n_records, np.float64)
-    if not repeated.any():
+def occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indices of the keys that occur more than once, each one's number of occurrences, indices of
+    the keys that occurred before).
+
+    One ``np.sort`` of (key's high bits | index) puts equal keys together in index order, so the
+    first of a run is the first occurrence; everything after the sort only touches the few runs
+    longer than one. Should a run mix two keys that share their high bits (rare), a stable argsort
+    of the full keys takes its place."""
+    m = len(keys)
+    if m == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty
+    low = np.uint64((1 << max(int(m - 1).bit_length(), 1)) - 1)
+    packed = keys & ~low
+    packed |= np.arange(m, dtype=np.uint64)
+    packed.sort()
+    pairs = np.flatnonzero((packed[1:] ^ packed[:-1]) <= low)  # sorted i and i + 1: same high bits
+    order = (packed[np.concatenate((pairs, pairs + 1))] & low).astype(np.int64)
+    if (keys[order[: len(pairs)]] != keys[order[len(pairs) :]]).any():
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        pairs = np.flatnonzero(ordered[1:] == ordered[:-1])
+        order = order[np.concatenate((pairs, pairs + 1))]
+    later = order[len(pairs) :]
+    head = np.flatnonzero(np.concatenate(([True], pairs[1:] != pairs[:-1] + 1)))  # each run's first pair
+    sizes = np.diff(np.concatenate((head, [len(pairs)]))) + 1
+    firsts = order[head]  # a run = its first member, then the second members of its pairs
+    members = np.empty(len(pairs) + len(head), np.int64)
+    at = head + np.arange(len(head))  # where each run starts among the members
+    is_first = np.zeros(len(members), bool)
+    is_first[at] = True
+    members[is_first] = firsts
+    members[~is_first] = later
+    return members, np.repeat(sizes, sizes), later
+
+
+def extend(prefix: np.ndarray, word: np.ndarray) -> np.ndarray:
+    """Hash of an n-gram from its (n−1)-gram's and its last word's: a polynomial in the (mixed,
+    record-seeded) word hashes, so two different n-grams collide with probability ~2⁻⁶⁴."""
+    with np.errstate(over="ignore"):
+        out = prefix * _GOLDEN
+        out += word
         return out
-    k = keys.to_numpy()[repeated]
-    s = starts[repeated]
-    _, inverse, counts = np.unique(k, return_inverse=True, return_counts=True)
-    count = counts[inverse].astype(np.float64)
-    chars = (prefix[s + n] - prefix[s]).astype(np.float64)
-    r = rec[s]
-    order = np.lexsort((chars, count, r))  # last of each record = highest count, then longest
-    last = np.concatenate((r[order][1:] != r[order][:-1], [True]))
-    best = order[last]
-    out[r[best]] = count[best] * chars[best]
+
+
+def _top_chars(starts, count, rec, prefix, n, n_records) -> np.ndarray:
+    """Per record: occurrences × characters of its most frequent repeated n-gram (ties: the longest).
+
+    (count, characters) packed as count · 2³² + characters, so one ``maximum.at`` per record picks it."""
+    out = np.zeros(n_records, np.float64)
+    if len(starts) == 0:
+        return out
+    chars = np.minimum(prefix[starts + n] - prefix[starts], _CHARS_CAP)
+    best = np.zeros(n_records, np.int64)
+    np.maximum.at(best, rec[starts], (count.astype(np.int64) << 32) | chars)
+    found = best > 0
+    out[found] = (best[found] >> 32) * (best[found] & _CHARS_CAP)
     return out
 
 
-def _covered_chars(later_starts, n, n_words, rec, wchars, n_records) -> np.ndarray:
-    """Per record: characters of words inside any later occurrence of a repeated n-gram."""
+def _covered_chars(later_starts, n, rec, wchars, n_records) -> np.ndarray:
+    """Per record: characters of words inside any later occurrence of a repeated n-gram (the
+    starts are sorted, so the covered words come out sorted and each is counted once)."""
     if len(later_starts) == 0:
         return np.zeros(n_records, np.float64)
-    delta = np.bincount(later_starts, minlength=n_words + 1) - np.bincount(later_starts + n, minlength=n_words + 1)
-    covered = np.flatnonzero(np.cumsum(delta[:n_words]) > 0)
+    covered = np.unique((later_starts[:, None] + np.arange(n)).ravel())
     return np.bincount(rec[covered], weights=wchars[covered].astype(np.float64), minlength=n_records)
