@@ -102,14 +102,17 @@ def test_probe_on_coreset_matches_random_and_beats_hardest_first():
 
 
 def test_default_beta_schedule():
-    assert default_beta(0.5) == 0.0 and default_beta(0.8) == 0.1 and default_beta(0.9) == 0.1
+    assert default_beta(0.5) == 0.0 and default_beta(0.8) == 0.1 and default_beta(0.9) == 0.2
 
 
 def test_selector_on_papers_prototypicality(papers_settings):
-    doc = run_selection(papers_settings, pool="papers", selector="coverage", budget=0.1, seed=4)
+    doc = run_selection(
+        papers_settings, pool="papers", selector="coverage", budget=0.1, seed=4, params={"score": "prototypicality"}
+    )
     m = doc["metrics"]
     sub = pl.read_parquet(Path(doc["path"]) / "subset.parquet")
-    assert len(sub) == 42 and sum(m["stratum_counts"]) == 42 and m["beta"] == 0.1 and m["cut"] == 42
+    beta = default_beta(1 - 42 / 427)
+    assert len(sub) == 42 and sum(m["stratum_counts"]) == 42 and m["beta"] == beta and m["cut"] == int(beta * 427)
     assert m["coverage"] > 0 and m["coverage_random"] > 0 and m["quality"]["coverage"]["better"] == "lower"
     assert sub["weight"].to_numpy() == pytest.approx(1.0) and sub["score"].null_count() == 0
     el2n = run_selection(
@@ -119,7 +122,9 @@ def test_selector_on_papers_prototypicality(papers_settings):
         budget=0.2,
         params={"score": "el2n_probe", "probe_folds": 3},
     )
-    assert el2n["budget"]["selected"] == 85 and el2n["metrics"]["beta"] == 0.1
+    assert el2n["budget"]["selected"] == 85 and el2n["metrics"]["beta"] == default_beta(1 - 85 / 427)
+    auto = run_selection(papers_settings, pool="papers", selector="coverage", budget=0.1, seed=4)
+    assert auto["metrics"]["score"] == "el2n_probe"  # the pool has topics: auto uses the label-aware score
 
 
 def test_score_column_from_meta(settings, tmp_path):

@@ -36,6 +36,7 @@ def selector_needs(name: str, params: SelectorParams) -> set[str]:
         needs.add("embed")
     elif name == "coverage":
         score = getattr(params, "score", None)
+        needs |= {"embed", "cluster"} if score == "auto" else set()  # auto picks by the pool's domains
         needs |= {"cluster"} if score == "prototypicality" else {"embed"} if score == "el2n_probe" else set()
     return needs
 
