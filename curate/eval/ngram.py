@@ -6,6 +6,12 @@ with c the (weighted) n-gram counts, T(h) the number of distinct tokens seen aft
 over the vocabulary, so every token of any text has a finite loss. Witten-Bell is chosen over
 Kneser-Ney because it needs no discount and is defined for the fractional counts a weighted manifest
 gives (a record of weight 2.5 counts 2.5 times), and over add-k because it has no constant to tune.
+
+Weights re-weight the training *distribution*, they do not add data: each distinct continuation
+counts in T(h) with the mean weight of its occurrences, so scaling every weight under a history
+changes nothing there, and only the mix between records of different weight moves. (Counting types
+unweighted makes an up-weighted history look better attested than it is: less back-off, and a
+higher held-out loss, exactly what repeating data does to this estimator.)
 An n-gram of order k is one integer key (Σ_j token[p-j] · V^j); with V ≈ 30k, orders ≤ 4 fit in int64.
 """
 
@@ -65,10 +71,11 @@ class NgramLM:
         for k in range(1, self.order + 1):
             keys, inverse = np.unique(_keys(tokens, positions, k, v), return_inverse=True)
             counts = np.bincount(inverse, weights=w, minlength=len(keys))
+            type_weight = counts / np.bincount(inverse, minlength=len(keys))  # mean weight of its occurrences
             hist, first = np.unique(keys // v, return_index=True)
             hist_count = np.add.reduceat(counts, first) if len(first) else np.zeros(0)
-            hist_types = np.diff(np.append(first, len(keys)))
-            self.tables.append(_Order(keys, counts, hist, hist_count, hist_types.astype(np.float64)))
+            hist_types = np.add.reduceat(type_weight, first) if len(first) else np.zeros(0)
+            self.tables.append(_Order(keys, counts, hist, hist_count, hist_types))
         return self
 
     def score(self, ids: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

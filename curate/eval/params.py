@@ -17,7 +17,9 @@ class EvalParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    proxy: Literal["ngram", "transformer"] = Field("ngram", description="Proxy LM: smoothed n-gram or tiny transformer.")
+    proxy: Literal["ngram", "transformer"] = Field(
+        "ngram", description="Proxy LM: smoothed n-gram or tiny transformer."
+    )
     order: int = Field(3, ge=1, le=4, description="n-gram order (interpolated Witten-Bell smoothing).")
     random_seeds: int = Field(3, ge=3, le=32, description="Random subsets of the manifest's size from its pool.")
     max_target_texts: int = Field(2_000, ge=10, le=100_000, description="Target texts scored (a seeded sample).")

@@ -71,7 +71,13 @@ def evaluate_rows(
     weights = np.ones(len(rows)) if weights is None or not params.weighted else np.asarray(weights, np.float64)
     clean = np.ones(pool.n_records, bool)
     if params.decontaminate:
-        clean = ~pool.scan().select(pl.col("text").is_in(pl.Series(target_texts).unique())).collect().to_series().to_numpy()
+        clean = (
+            ~pool.scan()
+            .select(pl.col("text").is_in(pl.Series(target_texts).unique().implode()))
+            .collect()
+            .to_series()
+            .to_numpy()
+        )
     keep = clean[rows]
     rows, weights = rows[keep], weights[keep]
     if len(rows) == 0:
@@ -88,6 +94,8 @@ def evaluate_rows(
     vocab = Vocab(params.max_tokens)
     ids, offsets = vocab.encode(pool_texts(pool, union))
     t_ids, t_offsets = vocab.encode(target_texts)
+    if params.proxy == "transformer":
+        vocab, (ids, t_ids) = vocab.compact(ids, t_ids)
     nll, tokens, trained = [], None, []
     cursor = 0
     for i, (set_rows, set_weights) in enumerate(sets):
@@ -99,8 +107,9 @@ def evaluate_rows(
         per_text, tokens = model.score(t_ids, t_offsets)
         nll.append(per_text)
         trained.append(model.trained_tokens)
-    out = compare(np.stack(nll, axis=1), tokens, confidence=params.confidence, replicates=params.bootstrap,
-                  seed=params.seed)  # fmt: skip
+    out = compare(
+        np.stack(nll, axis=1), tokens, confidence=params.confidence, replicates=params.bootstrap, seed=params.seed
+    )
     out["train"] = {
         "records": int(len(rows)),
         "removed_as_target_texts": int((~keep).sum()),
@@ -117,8 +126,9 @@ def manifest_rows(pool: Pool, folder: Path) -> tuple[np.ndarray, np.ndarray]:
     subset = pl.read_parquet(folder / "subset.parquet", columns=["id", "weight", "rank"])
     joined = pool.scan().select("row_id", "id").join(subset.lazy(), on="id").sort("rank").collect()
     if joined.height != subset.height:
-        raise InputError(f"{subset.height - joined.height} manifest ids are not in pool '{pool.name}'",
-                         field="manifest")  # fmt: skip
+        raise InputError(
+            f"{subset.height - joined.height} manifest ids are not in pool '{pool.name}'", field="manifest"
+        )
     return joined["row_id"].to_numpy().astype(np.int64), joined["weight"].to_numpy()
 
 
@@ -128,8 +138,9 @@ def eval_target(settings: Settings, doc: dict, spec: str | None, check_path=None
     if spec:
         return resolve_target(settings, spec, check_path=check_path)
     if doc.get("target") is None:
-        raise InputError(f"manifest {doc['id'][:12]} has no target: pass --target (texts of the target domain)",
-                         field="target")  # fmt: skip
+        raise InputError(
+            f"manifest {doc['id'][:12]} has no target: pass --target (texts of the target domain)", field="target"
+        )
     from curate.report.data import report_target
 
     target, note = report_target(settings, doc, None)
@@ -173,14 +184,20 @@ def evaluate(
     selected_against = (doc.get("target") or {}).get("fingerprint")
     result = {
         "eval_version": store.EVAL_VERSION,
-        "manifest": {"id": doc["id"], "selector": doc["selector"]["name"], "selected": doc["budget"]["selected"],
-                     "pool": doc["pool"]["id"]},  # fmt: skip
+        "manifest": {
+            "id": doc["id"],
+            "selector": doc["selector"]["name"],
+            "selected": doc["budget"]["selected"],
+            "pool": doc["pool"]["id"],
+        },
         "target": {**the_target.ref(), "held_out": the_target.fingerprint != selected_against},
         "params": dumped,
         **result,
     }
     if not result["target"]["held_out"]:
-        result["note"] = ("scored on the texts the selection aimed at; pass a held-out sample of the target "
-                          "domain as --target for an unbiased number")  # fmt: skip
+        result["note"] = (
+            "scored on the texts the selection aimed at; pass a held-out sample of the target "
+            "domain as --target for an unbiased number"
+        )
     store.save(path, result)
     return result

@@ -44,8 +44,11 @@ def compare(nll: np.ndarray, tokens: np.ndarray, *, confidence: float, replicate
     half = stats.t.ppf(0.5 + confidence / 2, n_random - 1) * random.std(ddof=1) / np.sqrt(n_random)
     delta = losses[0] - random.mean()
     return {
-        "selection": {"loss": _round(losses[0]), "perplexity": _round(np.exp(losses[0])),
-                      "ci": _interval(sel_b, confidence)},  # fmt: skip
+        "selection": {
+            "loss": _round(losses[0]),
+            "perplexity": _round(np.exp(losses[0])),
+            "ci": _interval(sel_b, confidence),
+        },
         "random": {
             "loss": _round(random.mean()),
             "perplexity": _round(np.exp(random.mean())),

@@ -36,8 +36,12 @@ def save(path: Path, result: dict) -> None:
         Path(tmp).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
 
 
+def eval_files(settings: Settings, manifest_id: str) -> list[Path]:
+    """A manifest's stored eval files, oldest first."""
+    folder = settings.root / "evals" / manifest_id
+    return sorted(folder.glob("*.json"), key=lambda p: (p.stat().st_mtime, p.name)) if folder.is_dir() else []
+
+
 def saved_evals(settings: Settings, manifest_id: str) -> list[dict]:
     """Every stored eval of a manifest, oldest first (what the report shows)."""
-    folder = settings.root / "evals" / manifest_id
-    files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
-    return [doc for doc in (load(p) for p in files) if doc]
+    return [doc for doc in (load(p) for p in eval_files(settings, manifest_id)) if doc]

@@ -6,6 +6,7 @@ selections, budgets and proxies. Ids come back in CSR layout (flat ids + per-tex
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 
 import numpy as np
@@ -36,6 +37,15 @@ class Vocab:
         if not texts:
             return np.zeros(0, np.int64), np.zeros(1, np.int64)
         return token_ids(_tokenizer(self.max_tokens), texts, special=False)
+
+    def compact(self, *arrays: np.ndarray) -> tuple[Vocab, list[np.ndarray]]:
+        """A vocabulary of just the tokens in ``arrays`` (plus BOS/EOS) and the arrays in its ids."""
+        used, inverse = np.unique(np.concatenate([*arrays, [self.bos, self.eos]]), return_inverse=True)
+        small = copy.copy(self)
+        small.size = len(used)
+        small.bos, small.eos = int(inverse[-2]), int(inverse[-1])
+        bounds = np.cumsum([0, *(len(a) for a in arrays)])
+        return small, [inverse[bounds[i] : bounds[i + 1]] for i in range(len(arrays))]
 
 
 def take(ids: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
