@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.deps import AuthError, ScopeError, parse_tokens
 from api.observability import Metrics, ObservabilityMiddleware
-from api.routes import docs, health, index, jobs, manifests, mixing, pipelines, pools, selections, selectors
+from api.routes import docs, evals, health, index, jobs, manifests, mixing, pipelines, pools, selections, selectors
 from curate import __version__
 from curate import jobs as job_queue
 from curate.config import Settings, get_settings
@@ -111,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(selections.router, prefix="/v1")
     app.include_router(jobs.router, prefix="/v1")
     app.include_router(manifests.router, prefix="/v1")
+    app.include_router(evals.router, prefix="/v1")
     app.include_router(mixing.router, prefix="/v1")
     app.include_router(pipelines.router, prefix="/v1")
     app.add_middleware(ObservabilityMiddleware, settings=settings, metrics=app.state.metrics)

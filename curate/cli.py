@@ -399,6 +399,50 @@ def manifest_diff(settings: Settings, as_json: bool, a: str, b: str, out) -> Non
     _emit(as_json, result, human)
 
 
+def _eval_summary(result: dict) -> str:
+    sel, rnd, delta = result["selection"], result["random"], result["delta"]
+    level = f"{round(100 * result['confidence'])}% CI"
+    verdict = "better than random" if result["better_than_random"] else "not distinguishable from random (or worse)"
+    lines = [
+        f"eval of manifest {result['manifest']['id'][:12]} ({result['manifest']['selector']}, "
+        f"{result['train']['records']} records) with the {result['params']['proxy']} proxy on "
+        f"{result['target_texts']} target texts{'' if result['target']['held_out'] else ' (not held out)'}",
+        f"  selection: loss {sel['loss']} (perplexity {sel['perplexity']}), {level} {sel['ci']}",
+        f"  random x{len(rnd['losses'])}: loss {rnd['loss']} (perplexity {rnd['perplexity']}), {level} {rnd['ci']}",
+        f"  difference: {delta['loss']} nats/token, {level} {delta['ci']}, perplexity ratio "
+        f"{delta['perplexity_ratio']}: {verdict}",
+    ]
+    if result.get("note"):
+        lines.append(f"  note: {result['note']}")
+    return "\n".join(lines)
+
+
+@command(main, "eval")
+@click.argument("manifest")
+@click.option("--target", default=None, help="Target texts (file or pool) to score; default: the manifest's own.")
+@click.option("--proxy", type=click.Choice(["ngram", "transformer"]), default=None, help="Default ngram.")
+@click.option("--random-seeds", type=int, default=None, help="Random subsets of the same size (default 3, ≥ 3).")
+@click.option("--param", "params", multiple=True, help="Any other EvalParams field key=value (repeatable).")
+def eval_cmd(settings: Settings, as_json: bool, manifest: str, target, proxy, random_seeds, params) -> None:
+    """Train a proxy LM on MANIFEST's records (weighted) and on random subsets of its size; compare target loss."""
+    from curate.eval import EvalParams, evaluate
+    from curate.manifest import locate
+
+    values = parse_param_pairs(params)
+    values |= {k: v for k, v in (("proxy", proxy), ("random_seeds", random_seeds)) if v is not None}
+    unknown = sorted(set(values) - set(EvalParams.model_fields))
+    if unknown:
+        raise InputError(
+            f"unknown eval parameter '{unknown[0]}'; known: {', '.join(EvalParams.model_fields)}", field="param"
+        )
+    folder = locate(settings, manifest)
+    with _progress(settings) as progress:
+        result = evaluate(
+            settings, folder, target=target, params=validated(EvalParams, values), progress=progress.fraction("eval")
+        )
+    _emit(as_json, result, _eval_summary(result))
+
+
 @command(main, "run")
 @click.argument("pipeline", type=click.Path(path_type=Path))
 def run_cmd(settings: Settings, as_json: bool, pipeline: Path) -> None:

@@ -136,10 +136,29 @@ def run_pipeline_job(settings: Settings, params: dict, report: Reporter) -> dict
     return out
 
 
+def run_eval_job(settings: Settings, params: dict, report: Reporter) -> dict:
+    """A manifest's downstream eval (the target already located and vetted by the route)."""
+    from curate.eval import EvalParams, evaluate
+    from curate.manifest import locate
+
+    report(0.0, "eval", "loading the manifest")
+    result = evaluate(
+        settings,
+        locate(settings, params["manifest"]),
+        target=params.get("target"),
+        params=EvalParams(**params["eval"]),
+        progress=lambda f, m: report(0.99 * f, "eval", m),
+    )
+    report.check()
+    target = {k: v for k, v in result["target"].items() if k not in ("source", "copy")}  # no server paths
+    return {**result, "target": target}
+
+
 JOB_KINDS: dict[str, Callable[[Settings, dict, Reporter], dict]] = {
     "ingest": run_ingest_job,
     "selection": run_selection_job,
     "pipeline": run_pipeline_job,
+    "eval": run_eval_job,
 }
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from curate.config import Settings
+from curate.eval.store import eval_files
 from curate.io import atomic_path
+from curate.records import sha256_hex
 from curate.report.data import collect
 from curate.report.diff import diff
 from curate.report.html import render_diff, render_index, render_report
@@ -38,6 +40,9 @@ def cached_report(settings: Settings, path: Path, against: Path | None = None) -
     """The report file for a catalogued manifest, rendered once (reports depend only on immutable
     inputs: the manifest, its pool's features and its target)."""
     name = path.name + (f"-vs-{against.name}" if against is not None else "")
+    evals = eval_files(settings, path.name)
+    if evals:  # a stored eval is part of the report: a new one renders it again
+        name += "-evals-" + sha256_hex("\n".join(p.name for p in evals))[:12]
     out = settings.root / "reports" / f"{name}.html"
     if not out.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)

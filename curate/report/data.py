@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from curate import jobs
 from curate.config import Settings
 from curate.errors import InputError, NotFoundError
+from curate.eval.store import saved_evals
 from curate.manifest import read_manifest
 from curate.pool import Pool
 from curate.quality import MetricInputs, compute_all, domain_codes, domain_reference, gather_embeddings, target_vectors
@@ -283,6 +284,7 @@ def collect(settings: Settings, path: Path, *, target: str | None = None) -> dic
         "weights": _stats(subset["weight"].to_numpy()),
         "scores": _scores(pool, subset, rows, target_emb, rng),
         "odm": _odm(doc),
+        "evals": saved_evals(settings, doc["id"]),
     }
 
 

@@ -232,6 +232,53 @@ def _odm(data: dict) -> str:
     return _section("odm", "Online mixing", f"<figure>{plots.mixture_lines('odm', data['odm'])}</figure>")
 
 
+def _ci(ci: list) -> str:
+    return f"[{ci[0]:.4g}, {ci[1]:.4g}]"
+
+
+def _evals(data: dict) -> str:
+    """Stored downstream evals (``curate eval``): proxy target loss beside random subsets, with CIs."""
+    evals = data.get("evals") or []
+    if not evals:
+        return ""
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in (
+            "proxy",
+            "target texts",
+            "selection loss (CI)",
+            "random loss (CI)",
+            "difference (CI)",
+            "perplexity ratio",
+            "vs random",
+        )
+    )
+    rows = []
+    for e in evals:
+        sel, rnd, d = e["selection"], e["random"], e["delta"]
+        verdict = (
+            '<span class="good">better</span>' if e["better_than_random"] else '<span class="bad">not better</span>'
+        )
+        held = "" if e["target"].get("held_out") else " (not held out)"
+        rows.append(
+            f'<tr data-eval="{escape(e["params"]["proxy"])}"><td>{escape(e["params"]["proxy"])}</td>'
+            f'<td class="num">{e["target_texts"]}{held}</td>'
+            f'<td class="num sel">{_num(sel["loss"])} {_ci(sel["ci"])}</td>'
+            f'<td class="num rnd">{_num(rnd["loss"])} {_ci(rnd["ci"])} ×{len(rnd["losses"])}</td>'
+            f'<td class="num">{_num(d["loss"])} {_ci(d["ci"])}</td><td class="num">{_num(d["perplexity_ratio"])}</td>'
+            f"<td>{verdict}</td></tr>"
+        )
+    level = round(100 * evals[0]["confidence"])
+    note = (
+        f'<p class="note">Loss in nats per token of a proxy LM trained on the selected records (weighted) and '
+        f"on random subsets of the same size from the pool; {level}% bootstrap intervals over target texts "
+        "and random seeds.</p>"
+    )
+    return _section(
+        "eval", "Downstream eval (proxy LM on the target)", f"{note}<table><tr>{head}</tr>{''.join(rows)}</table>"
+    )
+
+
 def diff_section(d: dict) -> str:
     w = d["weight_drift"]
     rows = [
@@ -257,6 +304,7 @@ def render_report(data: dict, diff: dict | None = None) -> str:
         _header(data["header"])
         + notes
         + _metrics(data)
+        + _evals(data)
         + _histograms(data)
         + _map(data)
         + _weights(data)
