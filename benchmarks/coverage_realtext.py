@@ -116,7 +116,10 @@ def main() -> None:
             split = build_split(root / f"seed-{seed}", seed, N_DOMAINS, args.per_domain, args.test)
             built = time.perf_counter()
             runs[str(seed)] = one_seed(split, seed, args.rates, args.betas, args.strata, not args.no_sweep)
-            seconds[str(seed)] = {"split": round(built - start, 1), "selections": round(time.perf_counter() - built, 1)}
+            seconds[str(seed)] = {
+                "split": round(built - start, 1),
+                "selections": round(time.perf_counter() - built, 1),
+            }
             print(f"seed {seed}: {seconds[str(seed)]}", file=sys.stderr, flush=True)
     print(
         json.dumps(
