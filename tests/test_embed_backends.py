@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from curate.config import Settings
@@ -16,6 +17,7 @@ from curate.embedders.transformer import TorchEmbedder
 from curate.errors import InputError
 from curate.ingest import IngestParams, ingest
 from curate.pool import Pool
+from curate.records import text_hashes
 from curate.stages.embed import EmbeddingCache, EmbedParams, encode
 
 from .conftest import run_cli, write_jsonl
@@ -114,16 +116,19 @@ def test_interrupted_embedding_resumes_from_the_flushed_shards(
             raise KeyboardInterrupt
 
     params = IngestParams(clusters=0)
+    cache = EmbeddingCache(settings.cache_dir / "embeddings" / get_embedder(params.embedding).cache_id)
+    wanted = set(text_hashes(pl.Series(texts)).to_list())
+    before = set(cache.index()["text_hash"].to_list()) & wanted  # the cache is shared with other tests
     with pytest.raises(KeyboardInterrupt):
         ingest(settings, path, "i", params, progress=lambda stage, d, t: interrupt(d, t) if stage == "embed" else None)
-    cache = EmbeddingCache(settings.cache_dir / "embeddings" / get_embedder(params.embedding).cache_id)
     pool = Pool.load(settings, "i")
     assert not pool.has_feature("embed")  # nothing half-written ...
     hashes = set(pool.scan().select("text_hash").collect()["text_hash"].to_list())
-    kept = set(cache.index()["text_hash"].to_list()) & hashes
+    assert hashes == wanted
+    kept = (set(cache.index()["text_hash"].to_list()) & hashes) - before
     assert len(kept) == 32  # ... but both finished units are on disk
     report = ingest(settings, path, "i", params)["stages"]["embed"]
-    assert report["encoded"] == 32 and report["cache_hits"] == 32
+    assert report["encoded"] == 32 - len(before) and report["cache_hits"] == 32 + len(before)
     assert np.allclose(Pool.load(settings, "i").embeddings(), encode(texts, EmbedParams()), atol=1e-5)
 
 
