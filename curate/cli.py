@@ -239,8 +239,6 @@ def select_cmd(settings: Settings, as_json: bool, pool, selector, budget, target
 def dedup_cmd(settings: Settings, as_json: bool, pool, method, eps, keep, criterion, params, out) -> None:
     """Deduplicate a pool (semantic, minhash or exact); writes a manifest of the kept records and
     removed.parquet with each removed id and the id it duplicated."""
-    from pydantic import ValidationError
-
     from curate.dedup import METHODS, run_dedup
 
     values = parse_param_pairs(params)
@@ -248,13 +246,7 @@ def dedup_cmd(settings: Settings, as_json: bool, pool, method, eps, keep, criter
     if semantic and method != "semantic":
         raise InputError(f"--{next(iter(semantic))} applies to --method semantic only", field=next(iter(semantic)))
     model = next(cls for cls, (name, *_) in METHODS.items() if name == method)
-    try:
-        chosen = model(**{**values, **semantic})
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(map(str, err["loc"])) or "param"
-        raise InputError(f"invalid {method} parameter '{key}': {err['msg']}", field=key) from None
-    doc = run_dedup(settings, pool=pool, params=chosen, out=out)
+    doc = run_dedup(settings, pool=pool, params=validated(model, {**values, **semantic}), out=out)
     _emit(as_json, doc, _manifest_summary(doc))
 
 

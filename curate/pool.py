@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from curate import catalog
 from curate.config import Settings
-from curate.errors import InputError
+from curate.errors import InputError, NotFoundError
 from curate.io import locked, write_json
 from curate.records import canonical_json, sha256_hex
 from curate.stages.ngrams import NgramFeatures
@@ -166,6 +166,29 @@ class Pool:
     def has_feature(self, kind: str) -> bool:
         path = self.feature_path(kind)
         return path is not None and (path / "stage.json").exists()
+
+
+def manifest_pool(settings: Settings, doc: dict) -> Pool:
+    """The pool a manifest ``doc`` was selected from, refused when it was replaced since (its
+    row ids would no longer name the records the manifest lists)."""
+    try:
+        pool = Pool.load(settings, doc["pool"]["id"])
+    except NotFoundError:
+        raise NotFoundError(f"the manifest's pool {doc['pool']['id']} is not in this catalog", field="pool") from None
+    if pool.fingerprint != doc["pool"]["fingerprint"]:
+        raise InputError("the manifest's pool was replaced since; its records no longer match", field="pool")
+    return pool
+
+
+def subset_rows(pool: Pool, subset: pl.DataFrame) -> pl.DataFrame:
+    """A manifest's ``subset`` rows (id, rank, ...) with their pool ``row_id``, in rank order; every
+    id must be in the pool."""
+    joined = pool.scan().select("row_id", "id").join(subset.lazy(), on="id").sort("rank").collect()
+    if joined.height != subset.height:
+        raise InputError(
+            f"{subset.height - joined.height} manifest ids are not in pool '{pool.name}'", field="manifest"
+        )
+    return joined
 
 
 def replaced_feature(kind: str, before: dict, after: dict) -> str:

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from api.deps import READ
 from api.routes.manifests import ManifestId, find
-from api.routes.selections import _target
+from api.routes.selections import request_target
 from api.schemas import JobOut, errors
 from curate import jobs
 from curate.eval import EvalParams
@@ -49,7 +49,7 @@ def manifest_eval(
     doc = read_manifest(find(settings, manifest_id))
     spec = {
         "manifest": doc["id"],
-        "target": _target(settings, query.target),
+        "target": request_target(settings, query.target),
         "eval": EvalParams(**query.model_dump(exclude={"target"})).model_dump(mode="json"),
     }
     for row in jobs.list_jobs(settings, kind="eval", limit=1000):

@@ -16,7 +16,7 @@ from curate.target import locate_target
 router = APIRouter(tags=["selections"])
 
 
-def _target(settings, spec: str | None) -> str | None:
+def request_target(settings, spec: str | None) -> str | None:
     """Curate's own precedence (a pool wins), with files admitted only inside the allowed roots."""
     return locate_target(settings, spec, check_path=lambda raw: check_server_path(settings, raw, field="target"))
 
@@ -35,7 +35,7 @@ def create_selection(request: Request, body: SelectionRequest) -> JSONResponse:
     params = parse_params(cls, body.params).model_dump(mode="json")
     budget = parse_budget(body.budget)
     pool = catalog.get_pool(settings, body.pool)
-    target = _target(settings, body.target)
+    target = request_target(settings, body.target)
     if target is not None and not cls.uses_target:
         raise InputError(f"selector '{cls.name}' does not use a target", field="target")
     if target is None and cls.requires_target:

@@ -16,14 +16,14 @@ import numpy as np
 import polars as pl
 
 from curate.config import Settings
-from curate.errors import InputError, NotFoundError
+from curate.errors import InputError
 from curate.eval import store
 from curate.eval.ngram import NgramLM
 from curate.eval.params import EvalParams
 from curate.eval.stats import compare
 from curate.eval.tokenize import Vocab, take
 from curate.manifest import read_manifest
-from curate.pool import Pool
+from curate.pool import Pool, manifest_pool, subset_rows
 from curate.target import Target, resolve_target
 
 Progress = Callable[[float, str], None]
@@ -123,12 +123,7 @@ def evaluate_rows(
 
 def manifest_rows(pool: Pool, folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """(pool row ids, weights) of a manifest's subset, in rank order."""
-    subset = pl.read_parquet(folder / "subset.parquet", columns=["id", "weight", "rank"])
-    joined = pool.scan().select("row_id", "id").join(subset.lazy(), on="id").sort("rank").collect()
-    if joined.height != subset.height:
-        raise InputError(
-            f"{subset.height - joined.height} manifest ids are not in pool '{pool.name}'", field="manifest"
-        )
+    joined = subset_rows(pool, pl.read_parquet(folder / "subset.parquet", columns=["id", "weight", "rank"]))
     return joined["row_id"].to_numpy().astype(np.int64), joined["weight"].to_numpy()
 
 
@@ -149,16 +144,6 @@ def eval_target(settings: Settings, doc: dict, spec: str | None, check_path=None
     return target
 
 
-def load_pool(settings: Settings, doc: dict) -> Pool:
-    try:
-        pool = Pool.load(settings, doc["pool"]["id"])
-    except NotFoundError:
-        raise NotFoundError(f"the manifest's pool {doc['pool']['id']} is not in this catalog", field="pool") from None
-    if pool.fingerprint != doc["pool"]["fingerprint"]:
-        raise InputError("the manifest's pool was replaced since; its records no longer match", field="pool")
-    return pool
-
-
 def evaluate(
     settings: Settings,
     folder: Path,
@@ -171,7 +156,7 @@ def evaluate(
     """The eval of the manifest in ``folder``, computed once per (params, target) and stored beside it."""
     params = params or EvalParams()
     doc = read_manifest(folder)
-    pool = load_pool(settings, doc)
+    pool = manifest_pool(settings, doc)
     the_target = eval_target(settings, doc, target, check_path)
     dumped = params.model_dump(mode="json")
     path = store.eval_file(settings, doc["id"], store.eval_key(dumped, the_target.fingerprint))

@@ -20,7 +20,7 @@ from curate.config import Settings
 from curate.errors import InputError, NotFoundError
 from curate.eval.store import saved_evals
 from curate.manifest import read_manifest
-from curate.pool import Pool
+from curate.pool import Pool, manifest_pool, subset_rows
 from curate.quality import MetricInputs, compute_all, domain_codes, domain_reference, gather_embeddings, target_vectors
 from curate.selectors.stratified import NO_DOMAIN
 from curate.target import Target, resolve_target
@@ -108,13 +108,7 @@ def _target_embeddings(pool: Pool, target: Target | None) -> tuple[np.ndarray | 
 
 
 def _selected_rows(pool: Pool, subset: pl.DataFrame) -> np.ndarray:
-    ids = subset.select("id", "rank").lazy()
-    joined = pool.scan().select("row_id", "id").join(ids, on="id").sort("rank").collect()
-    if joined.height != subset.height:
-        raise InputError(
-            f"{subset.height - joined.height} manifest ids are not in pool '{pool.name}'", field="manifest"
-        )
-    return joined["row_id"].to_numpy().astype(np.int64)
+    return subset_rows(pool, subset.select("id", "rank"))["row_id"].to_numpy().astype(np.int64)
 
 
 def _histograms(pool: Pool, rows: np.ndarray, inputs: MetricInputs, target_emb: np.ndarray | None) -> dict:
@@ -258,12 +252,7 @@ def _header(doc: dict) -> dict:
 def collect(settings: Settings, path: Path, *, target: str | None = None) -> dict:
     """The report's data for the manifest in ``path``."""
     doc = read_manifest(path)
-    try:
-        pool = Pool.load(settings, doc["pool"]["id"])
-    except NotFoundError:
-        raise NotFoundError(f"the manifest's pool {doc['pool']['id']} is not in this catalog", field="pool") from None
-    if pool.fingerprint != doc["pool"]["fingerprint"]:
-        raise InputError("the manifest's pool was replaced since; its records no longer match", field="pool")
+    pool = manifest_pool(settings, doc)
     subset = pl.read_parquet(path / "subset.parquet", columns=["id", "rank", "weight", "score"])
     rows = _selected_rows(pool, subset)
     the_target, target_note = report_target(settings, doc, target)
