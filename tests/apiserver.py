@@ -40,7 +40,7 @@ class LiveServer:
         self.proc: subprocess.Popen | None = None
         self.log = home.parent / f"serve-{self.port}.log"
 
-    def start(self, timeout: float = 60.0) -> LiveServer:
+    def start(self, timeout: float = 180.0) -> LiveServer:  # a loaded 2-core CI box needs minutes to import torch
         cmd = [sys.executable, "-m", "curate.cli", "serve", "--port", str(self.port), "--workers", str(self.workers)]
         with open(self.log, "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL, stderr=log)
