@@ -62,6 +62,7 @@ def main() -> None:
     ap.add_argument("--eval-texts", type=int, default=150)
     ap.add_argument("--budgets", type=float, nargs="+", default=[0.05, 0.1])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--random-seeds", type=int, default=8, help="Random subsets per cell (docs/eval.md).")
     ap.add_argument("--cache-dir", type=Path, default=None, help="Embedding cache to reuse between runs.")
     args = ap.parse_args()
 
@@ -77,7 +78,7 @@ def main() -> None:
     )
     target_file = write_jsonl(steer.select("id", "text"), work / "target.jsonl")
     eval_file = write_jsonl(held.select("id", "text"), work / "held_out.jsonl")
-    params = EvalParams()
+    params = EvalParams(random_seeds=args.random_seeds)
     cells = []
     for budget in args.budgets:
         for name in SELECTORS:

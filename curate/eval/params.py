@@ -21,7 +21,7 @@ class EvalParams(BaseModel):
         "ngram", description="Proxy LM: smoothed n-gram or tiny transformer."
     )
     order: int = Field(3, ge=1, le=4, description="n-gram order (interpolated Witten-Bell smoothing).")
-    random_seeds: int = Field(3, ge=3, le=32, description="Random subsets of the manifest's size from its pool.")
+    random_seeds: int = Field(8, ge=3, le=32, description="Random subsets of the manifest's size from its pool.")
     max_target_texts: int = Field(2_000, ge=10, le=100_000, description="Target texts scored (a seeded sample).")
     max_tokens: int = Field(128, ge=8, le=512, description="Tokens kept per text (train and target).")
     weighted: bool = Field(True, description="Honour the manifest's weights (n-gram counts / sampling ∝ weight).")

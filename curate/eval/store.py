@@ -13,7 +13,7 @@ from curate.config import Settings
 from curate.io import atomic_path
 from curate.records import canonical_json, sha256_hex
 
-EVAL_VERSION = 1
+EVAL_VERSION = 2  # 2: delta.seed_interval; better_than_random needs it below 0 too
 
 
 def eval_key(params: dict, target_fingerprint: str) -> str:
