@@ -142,6 +142,8 @@ def occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pairs = np.flatnonzero(ordered[1:] == ordered[:-1])
         order = order[np.concatenate((pairs, pairs + 1))]
     later = order[len(pairs) :]
+    if len(pairs) == 0:  # every key distinct
+        return later, later, later
     head = np.flatnonzero(np.concatenate(([True], pairs[1:] != pairs[:-1] + 1)))  # each run's first pair
     sizes = np.diff(np.concatenate((head, [len(pairs)]))) + 1
     firsts = order[head]  # a run = its first member, then the second members of its pairs
