@@ -63,9 +63,9 @@ def locate(haystack: np.ndarray, needles: np.ndarray, side: str = "left") -> np.
     """``np.searchsorted`` of sorted non-negative positions, on int32 copies when they fit and there
     are enough needles to pay for the copy: a binary search over a few MB misses the cache at every
     level, and halving the width measured 2-3x faster (20k needles in 760k)."""
-    if len(haystack) > 4096 and len(needles) * 32 >= len(haystack) and haystack.dtype == np.int64:
-        if max(haystack[-1], needles[-1]) <= _INT32_MAX and min(haystack[0], needles[0]) >= 0:
-            return np.searchsorted(haystack.astype(np.int32), needles.astype(np.int32), side=side)
+    narrow = len(haystack) > 4096 and len(needles) * 32 >= len(haystack) and haystack.dtype == np.int64
+    if narrow and max(haystack[-1], needles[-1]) <= _INT32_MAX and min(haystack[0], needles[0]) >= 0:
+        return np.searchsorted(haystack.astype(np.int32), needles.astype(np.int32), side=side)
     return np.searchsorted(haystack, needles, side=side)
 
 

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
 from curate.filters.length import non_space_chars
-from curate.tokens import TextBytes
+from curate.tokens import TextBytes, locate
 
 
 def _code(seq: bytes) -> int:
@@ -124,8 +124,8 @@ class CharacterFilter(QualityFilter):
         words = view.words
         if len(words) == 0 or len(lines) == 0:
             return np.zeros(len(lines), bool), np.zeros(len(lines), bool)
-        first = np.minimum(np.searchsorted(words.start, lines.start), len(words) - 1)
-        last = np.maximum(np.searchsorted(words.end, lines.end, side="right") - 1, 0)
+        first = np.minimum(locate(words.start, lines.start), len(words) - 1)
+        last = np.maximum(locate(words.end, lines.end, side="right") - 1, 0)
         has_words = (words.start[first] < lines.end) & (words.end[last] > lines.start)
         head, tail = words.start[first], words.end[last]
         at_head = view.peek(head, 3)
