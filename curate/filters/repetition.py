@@ -82,25 +82,36 @@ class RepetitionFilter(QualityFilter):
     def _ngrams(view: TextBytes) -> dict[str, np.ndarray]:
         words = view.words
         n_words, rec = len(words), words.record
-        wchars = view.char_lengths(words).astype(np.int64)
-        prefix = np.concatenate(([0], np.cumsum(wchars)))
+        wchars = view.char_lengths(words).astype(np.int64, copy=False)
+        prefix = np.zeros(n_words + 1, np.int64)
+        np.cumsum(wchars, out=prefix[1:])
         total = np.diff(prefix[words.bounds])  # characters in each record's words
-        word_hash = view.hashes(words, seed=rec.astype(np.uint64) * _RECORD)  # equal words of two records differ
-        h = word_hash.copy()  # h[p]: hash of the n-gram starting at word p, for the current n
+        seed = rec.astype(np.uint64)
+        seed *= _RECORD
+        word_hash = view.hashes(words, seed=seed)  # equal words of two records differ
+        # h[p]: hash of the n-gram starting at word p, for the current n. The bigrams are every
+        # adjacent pair, built from slices; a pair that straddles two records mixes two records'
+        # seeds, so it matches nothing, and it is dropped from what repeats below.
+        h = extend(word_hash[:-1], word_hash[1:])
         out = {}
-        candidates = np.flatnonzero(rec[:-1] == rec[1:])  # bigram starts
+        candidates = None  # n = 2: every position
         for n in range(2, max(_DUP) + 1):
-            if n > 2:
-                candidates = candidates[candidates + n - 1 < n_words]
-                candidates = candidates[rec[candidates] == rec[candidates + n - 1]]
-            h[candidates] = extend(h[candidates], word_hash[candidates + n - 1])
-            repeated, count, later = occurrences(h[candidates])
+            if candidates is None:
+                repeated, count, later = occurrences(h)
+                inside = rec[repeated] == rec[repeated + 1]
+                repeated, count = repeated[inside], count[inside]
+                later = later[rec[later] == rec[later + 1]]
+            else:
+                h[candidates] = extend(h[candidates], word_hash[candidates + n - 1])
+                repeated, count, later = occurrences(h[candidates])
+                repeated, later = candidates[repeated], candidates[later]
             if n in _TOP:
-                out[f"top_{n}gram"] = ratio(_top_chars(candidates[repeated], count, rec, prefix, n, view.n), total)
+                out[f"top_{n}gram"] = ratio(_top_chars(repeated, count, rec, prefix, n, view.n), total)
             if n in _DUP:
-                covered = _covered_chars(np.sort(candidates[later]), n, rec, wchars, view.n)
-                out[f"dup_{n}gram"] = ratio(covered, total)
-            rep = np.sort(candidates[repeated])  # an (n+1)-gram at p repeats only if the n-grams at p and p+1 do
+                out[f"dup_{n}gram"] = ratio(_covered_chars(np.sort(later), n, rec, wchars, view.n), total)
+            # An (n+1)-gram at p repeats only if the n-grams at p and p + 1 both do; both lie inside
+            # one record, so the (n+1)-gram does too.
+            rep = np.sort(repeated)
             mark = np.zeros(n_words + 1, bool)
             mark[rep] = True
             candidates = rep[mark[rep + 1]]
@@ -142,6 +153,8 @@ def occurrences(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         pairs = np.flatnonzero(ordered[1:] == ordered[:-1])
         order = order[np.concatenate((pairs, pairs + 1))]
     later = order[len(pairs) :]
+    if len(pairs) == 0:  # every key distinct
+        return later, later, later
     head = np.flatnonzero(np.concatenate(([True], pairs[1:] != pairs[:-1] + 1)))  # each run's first pair
     sizes = np.diff(np.concatenate((head, [len(pairs)]))) + 1
     firsts = order[head]  # a run = its first member, then the second members of its pairs

@@ -12,7 +12,7 @@ import polars as pl
 from curate.config import Settings
 from curate.dedup.base import REMOVED_FILE
 from curate.executors.base import Task, read_row_range, row_ranges
-from curate.executors.threads import map_units
+from curate.executors.threads import map_units, retain_freed_memory
 from curate.filters import FilterSpec, decide, measure
 from curate.manifest import write_manifest
 from curate.metrics import common_metrics
@@ -27,17 +27,24 @@ VALUES_FILE = "values.parquet"
 _ROWS_PER_UNIT = 20_000
 
 
+def filter_texts(spec: FilterSpec, texts: pl.Series) -> pl.DataFrame:
+    """Every value the spec measures, then ``kept`` and ``reason``, one row per text."""
+    values = measure(spec, texts)
+    kept, reason = decide(spec, values)
+    return values.with_columns(pl.Series("kept", kept), reason)
+
+
 class FilterTask(Task):
     """Values, kept flag and reason for rows [start, stop): rows are independent."""
 
     def __init__(self, records: Path, spec: FilterSpec) -> None:
         self.records, self.spec = records, spec
 
+    def setup(self) -> None:
+        retain_freed_memory()  # the measurements free and reallocate MB-sized arrays per batch
+
     def __call__(self, unit: tuple[int, int]) -> pl.DataFrame:
-        texts = read_row_range(self.records, ["text"], *unit)["text"]
-        values = measure(self.spec, texts)
-        kept, reason = decide(self.spec, values)
-        return values.with_columns(pl.Series("kept", kept), reason)
+        return filter_texts(self.spec, read_row_range(self.records, ["text"], *unit)["text"])
 
 
 class FilterStage(Stage):
