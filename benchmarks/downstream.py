@@ -101,6 +101,8 @@ def main() -> None:
                     "random_loss": result["random"]["loss"],
                     "delta": result["delta"]["loss"],
                     "delta_ci": result["delta"]["ci"],
+                    "delta_seed_interval": result["delta"]["seed_interval"],
+                    "random_std": result["random"]["std"],
                     "perplexity_ratio": result["delta"].get("perplexity_ratio"),
                     "better_than_random": result["better_than_random"],
                     **{f: metrics.get(f) for f in FEATURES},
