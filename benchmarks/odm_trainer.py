@@ -1,0 +1,209 @@
+"""ODM with a real trainer: steps to a target validation loss, odm vs uniform vs proportional mixing.
+
+Corpus: Debian package descriptions labelled by archive Section (tests/realtext.py), the ``--domains``
+largest sections at their sizes in the source (imbalanced: libs has ~3× the records of the tenth).
+``--held-out`` texts per domain are removed before ingest and are the validation set; the rest is
+the pool. A real ``curate serve`` (uvicorn) runs on a temp home; every method is a mixing session on
+it, and the same loop (curate.eval.mixing_trainer) trains the tiny proxy LM: ``next`` with texts →
+one AdamW step → per-domain training losses of that batch → ``feedback``.
+
+Methods (one code path; only the session parameters differ):
+- ``uniform``: init uniform, ``warmup_steps`` = the step budget, so the bandit never updates;
+- ``proportional``: init ``records`` (each domain's pool share), never updates;
+- ``odm``: the bandit with the service defaults (paper form, α = 0.9) and the paper's warm-up ratio
+  (2 000 of 100 000 steps → 2 %), initialised, as the paper's runs, with the natural (pool) mixture.
+``--extra`` adds investigation variants (see ``EXTRA``).
+
+Validation loss = mean over domains of each domain's held-out token loss. Target, per seed and
+baseline: the baseline's final validation loss (the paper's metric: steps to reach the final
+perplexity of the baseline). Steps are interpolated linearly between evaluations; ratio =
+method's steps / the baseline's own steps to that loss (≤ the budget).
+
+    nice -n 10 .venv/bin/python benchmarks/odm_trainer.py [--steps 300] [--seeds 3] > odm_trainer.json
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from curate.client import MixingSession  # noqa: E402
+from curate.config import Settings  # noqa: E402
+from curate.eval.mixing_trainer import (  # noqa: E402
+    ProxyTrainer,
+    TokenMap,
+    TrainerParams,
+    Validation,
+    steps_to_reach,
+    train_with_session,
+)
+from curate.ingest import IngestParams, ingest  # noqa: E402
+from tests.apiserver import LiveServer  # noqa: E402
+from tests.realtext import corpus, write_jsonl  # noqa: E402
+
+BASELINES = ("uniform", "proportional")
+
+
+def method_params(method: str, steps: int, micro_batches: int) -> dict:
+    """Session parameters of each method; fixed mixtures are sessions whose warm-up outlasts the run."""
+    fixed = {"warmup_steps": steps, "micro_batches": micro_batches}
+    odm = {"variant": "paper", "init": "records", "warmup_steps": max(1, steps // 50), "micro_batches": micro_batches}
+    table = {
+        "uniform": {**fixed, "init": "uniform"},
+        "proportional": {**fixed, "init": "records"},
+        "odm": odm,
+        **{name: {**odm, **extra} for name, extra in EXTRA.items()},
+    }
+    return table[method]
+
+
+EXTRA = {  # investigation variants, run with --extra (not part of the headline comparison)
+    # the reference 1B scripts: mixed minibatches, group update π ∝ exp(L̄) (ALGORITHMS.md §4.3)
+    "odm_group": {"variant": "code_smoothed_mean_group", "alpha": 0.5, "micro_batches": 4},
+    # the paper form with a lower smoothing factor (some reference scripts use 0.5)
+    "odm_alpha05": {"alpha": 0.5},
+    # the reference's Exp3WeightUpdater: cumulative importance-weighted reward, loss / 10
+    "odm_exp3": {"variant": "code_exp3"},
+}
+
+
+def split_corpus(n_domains: int, held_out: int, seed: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    df = corpus("debian", n_domains=n_domains)
+    df = df.with_columns(pl.Series("_r", np.random.default_rng(seed).random(df.height)))
+    ranked = df.with_columns(pl.col("_r").rank("ordinal").over("domain").alias("_k"))
+    held = ranked.filter(pl.col("_k") <= held_out).drop("_r", "_k")
+    pool = ranked.filter(pl.col("_k") > held_out).drop("_r", "_k")
+    return pool, held
+
+
+def summarise(runs: dict[str, list[dict]], methods: list[str]) -> dict:
+    """Per baseline: each method's steps to the baseline's final loss (per seed), and ratios with spread."""
+    out: dict = {}
+    seeds = len(runs[methods[0]])
+    for base in BASELINES:
+        per_method: dict = {}
+        for m in methods:
+            hits, ratios = [], []
+            for s in range(seeds):
+                target = runs[base][s]["curve"][-1]["loss"]
+                own = steps_to_reach(runs[base][s]["curve"], target)
+                hit = steps_to_reach(runs[m][s]["curve"], target)
+                hits.append(None if hit is None else round(hit, 1))
+                ratios.append(None if hit is None else round(hit / own, 3))
+            ok = [r for r in ratios if r is not None]
+            per_method[m] = {
+                "steps_per_seed": hits,
+                "ratio_per_seed": ratios,
+                "ratio_mean": round(float(np.mean(ok)), 3) if ok else None,
+                "ratio_std": round(float(np.std(ok, ddof=1)), 3) if len(ok) > 1 else None,
+                "ratio_min_max": [min(ok), max(ok)] if ok else None,
+                "seeds_not_reached": len(ratios) - len(ok),
+            }
+        out[f"to_final_loss_of_{base}"] = per_method
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--domains", type=int, default=10)
+    ap.add_argument("--held-out", type=int, default=30, help="Validation texts per domain.")
+    ap.add_argument("--steps", type=int, default=250)
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--micro-batches", type=int, default=1, help="Domains per step (1 = the paper's Algorithm 1).")
+    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the server is another process).")
+    ap.add_argument("--extra", nargs="*", default=[], choices=sorted(EXTRA), help="Investigation variants.")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    pool_df, held = split_corpus(args.domains, args.held_out, seed=0)
+    methods = ["uniform", "proportional", "odm", *args.extra]
+    params = TrainerParams(steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every)
+    with tempfile.TemporaryDirectory(prefix="odm-trainer-") as tmp:
+        work = Path(tmp)
+        settings = Settings(home=work / "home")
+        ingest(
+            settings,
+            write_jsonl(pool_df, work / "pool.jsonl"),
+            "debian",
+            IngestParams(id_field="id", domain_field="domain", embed=False),
+        )
+        tokens = TokenMap(pool_df["text"].to_list(), params.vocab_size, params.max_tokens)
+        by_domain = {d: part["text"].to_list() for (d,), part in held.group_by("domain")}
+        validation = Validation(tokens, by_domain)
+        server = LiveServer(settings.home).start()
+        runs: dict[str, list[dict]] = {m: [] for m in methods}
+        try:
+            for seed in range(args.seeds):
+                for m in methods:
+                    body = method_params(m, args.steps, args.micro_batches)
+                    with MixingSession.create(server.url, "debian", params=body, seed=seed) as session:
+                        trainer = ProxyTrainer(tokens, params.model_copy(update={"seed": seed}))
+                        log = train_with_session(session, trainer, validation)
+                        final_weights = session.state(limit=1)["weights"]
+                    runs[m].append(
+                        {
+                            "curve": [{"step": c["step"], "loss": round(c["loss"], 4)} for c in log.curve],
+                            "final_per_domain": {k: round(v, 4) for k, v in log.curve[-1]["per_domain"].items()},
+                            "mean_mixture": {k: round(v, 4) for k, v in log.mean_mixture().items()},
+                            "final_weights": {k: round(v, 4) for k, v in final_weights.items()},
+                            "seconds": {k: round(v, 1) for k, v in log.seconds.items()},
+                        }
+                    )
+                    print(f"seed {seed} {m}: final {log.curve[-1]['loss']:.4f} {log.seconds}", file=sys.stderr)
+        finally:
+            server.stop()
+
+    sizes = pool_df.group_by("domain").len().sort("domain")
+    curves = {
+        m: {
+            "steps": [c["step"] for c in runs[m][0]["curve"]],
+            "loss_mean": np.mean([[c["loss"] for c in r["curve"]] for r in runs[m]], axis=0).round(4).tolist(),
+            "loss_per_seed": [[c["loss"] for c in r["curve"]] for r in runs[m]],
+        }
+        for m in methods
+    }
+    out = {
+        "benchmark": "odm_trainer",
+        "corpus": "debian descriptions by Section",
+        "pool_records": dict(zip(sizes["domain"].to_list(), sizes["len"].to_list(), strict=True)),
+        "held_out_per_domain": args.held_out,
+        "trainer": {**params.model_dump(), "vocab_coverage": round(tokens.coverage, 4), "threads": args.threads},
+        "micro_batches": args.micro_batches,
+        "seeds": args.seeds,
+        "methods": {m: method_params(m, args.steps, args.micro_batches) for m in methods},
+        "target": "per seed, the baseline's final validation loss (mean over domains of held-out token loss)",
+        "steps_to_target": summarise(runs, methods),
+        "final_loss": {
+            m: {
+                "mean": round(float(np.mean([r["curve"][-1]["loss"] for r in runs[m]])), 4),
+                "per_seed": [r["curve"][-1]["loss"] for r in runs[m]],
+            }
+            for m in methods
+        },
+        "curves": curves,
+        "runs": runs,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
