@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -47,6 +48,7 @@ from curate.eval.mixing_trainer import (  # noqa: E402
     TokenMap,
     TrainerParams,
     Validation,
+    session_params,
     steps_to_reach,
     train_with_session,
 )
@@ -58,16 +60,10 @@ BASELINES = ("uniform", "proportional")
 
 
 def method_params(method: str, steps: int, micro_batches: int) -> dict:
-    """Session parameters of each method; fixed mixtures are sessions whose warm-up outlasts the run."""
-    fixed = {"warmup_steps": steps, "micro_batches": micro_batches}
-    odm = {"variant": "paper", "init": "records", "warmup_steps": max(1, steps // 50), "micro_batches": micro_batches}
-    table = {
-        "uniform": {**fixed, "init": "uniform"},
-        "proportional": {**fixed, "init": "records"},
-        "odm": odm,
-        **{name: {**odm, **extra} for name, extra in EXTRA.items()},
-    }
-    return table[method]
+    """The headline methods' sessions (curate.eval.mixing_trainer.session_params), plus EXTRA."""
+    if method in EXTRA:
+        return {**session_params("odm", steps, micro_batches), **EXTRA[method]}
+    return session_params(method, steps, micro_batches)
 
 
 EXTRA = {  # investigation variants, run with --extra (not part of the headline comparison)
@@ -132,6 +128,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below: stop the server
     started = time.perf_counter()
     pool_df, held = split_corpus(args.domains, args.held_out, seed=0)
     methods = ["uniform", "proportional", "odm", *args.extra]

@@ -177,6 +177,26 @@ class Validation:
         return {"loss": float(np.mean(list(per.values()))), "per_domain": per}
 
 
+METHODS = ("uniform", "proportional", "odm")
+
+
+def session_params(method: str, steps: int, micro_batches: int = 1, warmup_steps: int | None = None) -> dict:
+    """Session parameters of each method for a run of ``steps`` steps.
+
+    ``uniform`` and ``proportional`` (each domain's pool share) are sessions whose warm-up outlasts the
+    run, so the bandit never updates and their batches are drawn exactly as odm's are. ``odm`` is the
+    bandit with the service defaults (paper form, α = 0.9), started, as the paper's runs, from the
+    natural mixture, with the reference scripts' warm-up ratio (2 000 of 100 000 steps: 2 %).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method '{method}': one of {', '.join(METHODS)}")
+    if method == "odm":
+        warm = max(1, steps // 50) if warmup_steps is None else warmup_steps
+        return {"variant": "paper", "init": "records", "warmup_steps": warm, "micro_batches": micro_batches}
+    init = "uniform" if method == "uniform" else "records"
+    return {"init": init, "warmup_steps": steps, "micro_batches": micro_batches}
+
+
 @dataclass
 class StepRecord:
     step: int
