@@ -116,7 +116,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--domains", type=int, default=10)
     ap.add_argument("--held-out", type=int, default=30, help="Validation texts per domain.")
-    ap.add_argument("--steps", type=int, default=250)
+    ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--micro-batches", type=int, default=1, help="Domains per step (1 = the paper's Algorithm 1).")
@@ -192,6 +192,28 @@ def main() -> None:
             m: {
                 "mean": round(float(np.mean([r["curve"][-1]["loss"] for r in runs[m]])), 4),
                 "per_seed": [r["curve"][-1]["loss"] for r in runs[m]],
+            }
+            for m in methods
+        },
+        "mixture_tilt": {  # how far each method's time-average mixture is from uniform
+            m: {
+                "max_over_min_mean_weight": round(
+                    float(
+                        np.mean([max(r["mean_mixture"].values()) / min(r["mean_mixture"].values()) for r in runs[m]])
+                    ),
+                    3,
+                ),
+                "total_variation_from_uniform": round(
+                    float(
+                        np.mean(
+                            [
+                                0.5 * sum(abs(w - 1 / len(r["mean_mixture"])) for w in r["mean_mixture"].values())
+                                for r in runs[m]
+                            ]
+                        )
+                    ),
+                    4,
+                ),
             }
             for m in methods
         },
