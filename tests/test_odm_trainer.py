@@ -41,6 +41,10 @@ def _noise(texts: list[str], n: int, seed: int) -> list[str]:
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model: more threads only contend with the server process
     root = tmp_path_factory.mktemp("odm-trainer")
     real = corpus("debian", n_domains=3, per_domain=110, seed=5)
     noise = _noise(real["text"].to_list(), 50, seed=5)  # 40 in the pool: an eighth of it
@@ -61,6 +65,7 @@ def setup(tmp_path_factory):
     yield server, session, log, pool_df
     session.close()
     server.stop()
+    torch.set_num_threads(threads)
 
 
 def test_weights_respond_to_feedback_and_favour_the_persistently_hard_domain(setup):
