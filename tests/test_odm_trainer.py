@@ -23,6 +23,7 @@ from curate.eval.mixing_trainer import (
     steps_to_reach,
     train_with_session,
 )
+from curate.eval.tokenize import Vocab
 from curate.ingest import IngestParams, ingest
 from tests.apiserver import LiveServer
 from tests.realtext import corpus, write_jsonl
@@ -32,11 +33,14 @@ PARAMS = TrainerParams(steps=STEPS, batch_size=16, eval_every=20, vocab_size=102
 
 
 def _noise(texts: list[str], n: int, seed: int) -> list[str]:
-    """Texts of 20 words drawn uniformly from the 1 000 commonest words of ``texts``: real tokens, no
-    structure, and a uniform word distribution (≈ ln 1000 nats a word) that real text soon beats."""
-    words = pl.Series(" ".join(texts).lower().split()).value_counts(sort=True).head(1000)
+    """Texts of 20 words drawn uniformly from the 400 commonest one-token words of ``texts``: real
+    tokens, no structure, a flat distribution (≥ ln 400 ≈ 6 nats a token) that real text soon beats."""
+    counts = pl.Series(" ".join(texts).lower().split()).value_counts(sort=True)
+    words = counts[:, 0].to_list()
+    _, offsets = Vocab(8).encode(words)
+    single = [w for w, k in zip(words, np.diff(offsets), strict=True) if k == 1][:400]
     rng = np.random.default_rng(seed)
-    return [" ".join(rng.choice(words[:, 0].to_numpy(), 20)) for _ in range(n)]
+    return [" ".join(rng.choice(single, 20)) for _ in range(n)]
 
 
 @pytest.fixture(scope="module")
