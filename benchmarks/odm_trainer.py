@@ -85,12 +85,26 @@ def split_corpus(n_domains: int, held_out: int, seed: int) -> tuple[pl.DataFrame
     return pool, held
 
 
+def _mean_curve(runs: list[dict]) -> list[dict]:
+    steps = [c["step"] for c in runs[0]["curve"]]
+    losses = np.mean([[c["loss"] for c in r["curve"]] for r in runs], axis=0)
+    return [{"step": s, "loss": float(v)} for s, v in zip(steps, losses, strict=True)]
+
+
+def _ratio(hit: float | None, own: float) -> float | None:
+    return None if hit is None else round(hit / own, 3)
+
+
 def summarise(runs: dict[str, list[dict]], methods: list[str]) -> dict:
-    """Per baseline: each method's steps to the baseline's final loss (per seed), and ratios with spread."""
+    """Per baseline: each method's steps to the baseline's final loss, per seed (ratios with their
+    spread) and on the seed-mean curves (the paper's metric on averaged curves)."""
     out: dict = {}
     seeds = len(runs[methods[0]])
+    mean = {m: _mean_curve(runs[m]) for m in methods}
     for base in BASELINES:
         per_method: dict = {}
+        target_mean = mean[base][-1]["loss"]
+        own_mean = steps_to_reach(mean[base], target_mean)
         for m in methods:
             hits, ratios = [], []
             for s in range(seeds):
@@ -98,8 +112,9 @@ def summarise(runs: dict[str, list[dict]], methods: list[str]) -> dict:
                 own = steps_to_reach(runs[base][s]["curve"], target)
                 hit = steps_to_reach(runs[m][s]["curve"], target)
                 hits.append(None if hit is None else round(hit, 1))
-                ratios.append(None if hit is None else round(hit / own, 3))
+                ratios.append(_ratio(hit, own))
             ok = [r for r in ratios if r is not None]
+            hit_mean = steps_to_reach(mean[m], target_mean)
             per_method[m] = {
                 "steps_per_seed": hits,
                 "ratio_per_seed": ratios,
@@ -107,6 +122,8 @@ def summarise(runs: dict[str, list[dict]], methods: list[str]) -> dict:
                 "ratio_std": round(float(np.std(ok, ddof=1)), 3) if len(ok) > 1 else None,
                 "ratio_min_max": [min(ok), max(ok)] if ok else None,
                 "seeds_not_reached": len(ratios) - len(ok),
+                "steps_on_mean_curve": None if hit_mean is None else round(hit_mean, 1),
+                "ratio_on_mean_curve": _ratio(hit_mean, own_mean),
             }
         out[f"to_final_loss_of_{base}"] = per_method
     return out
@@ -191,6 +208,9 @@ def main() -> None:
         "final_loss": {
             m: {
                 "mean": round(float(np.mean([r["curve"][-1]["loss"] for r in runs[m]])), 4),
+                "std_between_seeds": round(float(np.std([r["curve"][-1]["loss"] for r in runs[m]], ddof=1)), 4)
+                if len(runs[m]) > 1
+                else None,
                 "per_seed": [r["curve"][-1]["loss"] for r in runs[m]],
             }
             for m in methods
