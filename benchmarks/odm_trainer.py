@@ -129,6 +129,22 @@ def summarise(runs: dict[str, list[dict]], methods: list[str]) -> dict:
     return out
 
 
+def paired_deltas(runs: dict[str, list[dict]], methods: list[str]) -> dict:
+    """Final validation loss minus the baseline's in the same seed (same model init, same session seed):
+    the paired difference, whose spread is what a method's effect has to exceed."""
+    out: dict = {}
+    for base in BASELINES:
+        out[f"vs_{base}"] = {}
+        for m in methods:
+            d = [r["curve"][-1]["loss"] - b["curve"][-1]["loss"] for r, b in zip(runs[m], runs[base], strict=True)]
+            out[f"vs_{base}"][m] = {
+                "per_seed": [round(x, 4) for x in d],
+                "mean": round(float(np.mean(d)), 4),
+                "std": round(float(np.std(d, ddof=1)), 4) if len(d) > 1 else None,
+            }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--domains", type=int, default=10)
@@ -205,6 +221,7 @@ def main() -> None:
         "methods": {m: method_params(m, args.steps, args.micro_batches) for m in methods},
         "target": "per seed, the baseline's final validation loss (mean over domains of held-out token loss)",
         "steps_to_target": summarise(runs, methods),
+        "final_loss_paired_delta": paired_deltas(runs, methods),
         "final_loss": {
             m: {
                 "mean": round(float(np.mean([r["curve"][-1]["loss"] for r in runs[m]])), 4),
