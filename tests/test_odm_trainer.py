@@ -2,7 +2,9 @@
 
 The pool holds three Debian sections and one "noise" domain of random words drawn from those
 sections' vocabulary: the model cannot learn it, so its training loss stays the highest, which is
-the one loss pattern whose effect on ODM is known in advance (the bandit leans toward it).
+the one loss pattern whose effect on ODM is known in advance: the bandit leans toward it. Mildly, in
+the paper form (docs/odm.md: R̂ ≈ L/π under a decaying temperature keeps π near uniform), but every
+step of this run is deterministic, so the ordering asserted below is a property, not a coin flip.
 """
 
 from __future__ import annotations
@@ -118,8 +120,7 @@ def test_the_trainer_learns_and_the_curve_is_measured(setup):
     steps = [c["step"] for c in log.curve]
     assert steps == [0, 20, 40]
     start, end = log.curve[0], log.curve[-1]
-    for g in ("noise",):
-        assert end["per_domain"][g] < start["per_domain"][g]  # even noise: word frequencies are learnable
+    assert end["per_domain"]["noise"] < start["per_domain"]["noise"]  # even noise: its word set is learnable
     real = [g for g in end["per_domain"] if g != "noise"]
     assert all(end["per_domain"][g] < start["per_domain"][g] - 1.0 for g in real), (start, end)
     assert end["loss"] == pytest.approx(np.mean(list(end["per_domain"].values())))
