@@ -73,6 +73,8 @@ EXTRA = {  # investigation variants, run with --extra (not part of the headline 
     "odm_alpha05": {"alpha": 0.5},
     # the reference's Exp3WeightUpdater: cumulative importance-weighted reward, loss / 10
     "odm_exp3": {"variant": "code_exp3"},
+    # the reference default start (uniform): warm-up batches then match uniform's, not proportional's
+    "odm_uniform_init": {"init": "uniform"},
 }
 
 
@@ -156,6 +158,11 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=25)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the server is another process).")
     ap.add_argument("--extra", nargs="*", default=[], choices=sorted(EXTRA), help="Investigation variants.")
+    ap.add_argument(
+        "--only-extra",
+        action="store_true",
+        help="Run only the --extra variants (runs are deterministic per seed: pair them with a full run's).",
+    )
     args = ap.parse_args()
 
     import torch
@@ -164,7 +171,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally below: stop the server
     started = time.perf_counter()
     pool_df, held = split_corpus(args.domains, args.held_out, seed=0)
-    methods = ["uniform", "proportional", "odm", *args.extra]
+    methods = [*([] if args.only_extra else ["uniform", "proportional", "odm"]), *args.extra]
     params = TrainerParams(steps=args.steps, batch_size=args.batch_size, eval_every=args.eval_every)
     with tempfile.TemporaryDirectory(prefix="odm-trainer-") as tmp:
         work = Path(tmp)
@@ -220,8 +227,8 @@ def main() -> None:
         "seeds": args.seeds,
         "methods": {m: method_params(m, args.steps, args.micro_batches) for m in methods},
         "target": "per seed, the baseline's final validation loss (mean over domains of held-out token loss)",
-        "steps_to_target": summarise(runs, methods),
-        "final_loss_paired_delta": paired_deltas(runs, methods),
+        "steps_to_target": summarise(runs, methods) if not args.only_extra else None,
+        "final_loss_paired_delta": paired_deltas(runs, methods) if not args.only_extra else None,
         "final_loss": {
             m: {
                 "mean": round(float(np.mean([r["curve"][-1]["loss"] for r in runs[m]])), 4),
