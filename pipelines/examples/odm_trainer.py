@@ -2,9 +2,9 @@
 
 Against a running server (``curate serve``) that holds a pool with a domain field:
 
-    curate ingest corpus.jsonl --name corpus --domain-field domain
+    curate ingest corpus.jsonl --pool corpus --domain-field domain
     curate serve &
-    python examples/odm_trainer.py --url http://127.0.0.1:8000 --pool corpus \\
+    python pipelines/examples/odm_trainer.py --url http://127.0.0.1:8000 --pool corpus \\
         --vocab-texts corpus.jsonl --validation held_out.jsonl --method odm --steps 300
 
 Each step: ``next`` (a batch with texts) → one AdamW step of the proxy LM → the batch's mean token
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from curate.client import MixingSession  # noqa: E402
