@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from curate.client.mixing import MixingSession
 from curate.eval.params import EvalParams
 from curate.eval.tokenize import Vocab
+from curate.eval.torch_lm import token_nll
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 _SPECIAL = 4
@@ -85,20 +86,6 @@ class TokenMap:
         return out, mask
 
 
-def _nll(model, ids, mask):
-    """Summed next-token NLL and predicted-token count per sequence (flat cross-entropy: a transposed
-    logits tensor takes torch's slow path, ~4× the time on CPU)."""
-    import torch
-
-    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
-    target, valid = ids[:, 1:], mask[:, 1:].bool()
-    flat = torch.nn.functional.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
-    )
-    nll = flat.view(target.shape) * valid
-    return nll.sum(dim=1), valid.sum(dim=1)
-
-
 class ProxyTrainer:
     """The tiny causal transformer of ``curate eval`` (GPT-2 blocks, random init) with AdamW and a
     warm-up + cosine schedule over a known step budget."""
@@ -131,7 +118,7 @@ class ProxyTrainer:
         ids, mask = self.tokens.encode(texts)
         names, code = np.unique(np.asarray(groups), return_inverse=True)
         self.model.train()
-        nll, count = _nll(self.model, torch.from_numpy(ids), torch.from_numpy(mask))
+        nll, count = token_nll(self.model, torch.from_numpy(ids), torch.from_numpy(mask))
         loss = nll.sum() / count.sum()
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -154,7 +141,7 @@ class ProxyTrainer:
             for start in range(0, len(ids), chunk):
                 part = slice(start, start + chunk)
                 width = int(mask[part].sum(axis=1).max())  # drop all-pad columns of this chunk
-                a, b = _nll(self.model, torch.from_numpy(ids[part, :width]), torch.from_numpy(mask[part, :width]))
+                a, b = token_nll(self.model, torch.from_numpy(ids[part, :width]), torch.from_numpy(mask[part, :width]))
                 total, tokens = total + float(a.sum()), tokens + float(b.sum())
         return total / max(tokens, 1.0)
 
