@@ -80,27 +80,19 @@ class Split:
 def build_split(home: Path, seed: int, targets=TARGETS, per_domain: int = 400, n_fit: int = 100, n_held: int = 200,
                 n_domains: int = 12) -> Split:  # fmt: skip
     """The pool and each target's fit/held parts, from one seeded sample of the corpus."""
-    from tests.realtext import corpus
+    from tests.realtext import corpus, hold_out
 
     reserve: dict[str, int] = {}
     for t in targets:
         for d, s in t.shares.items():
             reserve[d] = max(reserve.get(d, 0), int(np.ceil(s * (n_fit + n_held))))
     df = corpus("debian", n_domains=n_domains, per_domain=per_domain + max(reserve.values()), seed=seed)
-    missing = set(reserve) - set(df["domain"].unique())
-    if missing:
-        raise ValueError(f"target sections {sorted(missing)} are not among the {n_domains} largest")
-    rng = np.random.default_rng(seed)
-    df = df.with_columns(pl.Series("_r", rng.random(df.height))).sort("_r")
-    rank = pl.int_range(pl.len()).over("domain")
-    quota = pl.col("domain").replace_strict(reserve, default=0)
-    spare = df.filter(rank < quota)
-    pool = df.join(spare.select("id"), on="id", how="anti").filter(rank < per_domain).drop("_r").sort("id")
+    pool, spare = hold_out(df, reserve, per_domain, seed)
     fit, held = {}, {}
     for t in targets:
         f, h = [], []
         for d, s in t.shares.items():
-            rows = spare.filter(pl.col("domain") == d).drop("_r")
+            rows = spare.filter(pl.col("domain") == d)
             nf, nh = round(s * n_fit), round(s * n_held)
             f.append(rows.head(nf))
             h.append(rows.slice(nf, nh))

@@ -228,6 +228,23 @@ def corpus(
     return df.select(pl.concat_str([pl.lit(f"{name}:"), pl.col("pkg")]).alias("id"), "text", "domain")
 
 
+def hold_out(
+    df: pl.DataFrame, reserve: dict[str, int], per_domain: int, seed: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(pool, spare): shuffle with ``seed``, keep the first ``reserve[d]`` records of each section d
+    out of the pool (``spare``, in shuffled order) and at most ``per_domain`` of the rest per section
+    as the pool (sorted by id). Raises when a reserved section is not in ``df``."""
+    missing = set(reserve) - set(df["domain"].unique())
+    if missing:
+        raise ValueError(f"sections {sorted(missing)} are not among the corpus's {df['domain'].n_unique()} labels")
+    rng = np.random.default_rng(seed)
+    df = df.with_columns(pl.Series("_r", rng.random(df.height))).sort("_r").drop("_r")
+    rank = pl.int_range(pl.len()).over("domain")
+    spare = df.filter(rank < pl.col("domain").replace_strict(reserve, default=0))
+    pool = df.join(spare.select("id"), on="id", how="anti").filter(rank < per_domain).sort("id")
+    return pool, spare
+
+
 def write_jsonl(df: pl.DataFrame, path: Path) -> Path:
     """The corpus as a pool file curate ingests (id, text, domain)."""
     path.parent.mkdir(parents=True, exist_ok=True)

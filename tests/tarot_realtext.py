@@ -86,7 +86,7 @@ def build_split(
     from curate.config import Settings
     from curate.ingest import IngestParams, ingest
     from curate.pool import Pool
-    from tests.realtext import corpus
+    from tests.realtext import corpus, hold_out
 
     reserve: dict[str, int] = {}
     for t in targets:
@@ -94,15 +94,7 @@ def build_split(
             reserve[d] = max(reserve.get(d, 0), c + _counts(t.shares, n_held)[d])
     total = per_domain + max(reserve.values())
     df = corpus("debian", n_domains=n_domains, per_domain=total, seed=seed if corpus_seed is None else corpus_seed)
-    missing = set(reserve) - set(df["domain"].unique())
-    if missing:
-        raise ValueError(f"target domains {sorted(missing)} are not among the {n_domains} largest sections")
-    rng = np.random.default_rng(seed)
-    df = df.with_columns(pl.Series("_r", rng.random(df.height))).sort("_r")
-    rank = pl.int_range(pl.len()).over("domain")
-    quota = pl.col("domain").replace_strict(reserve, default=0)
-    spare = df.filter(pl.col("domain").is_in(list(reserve)) & (rank < quota))
-    pool = df.join(spare.select("id"), on="id", how="anti").filter(rank < per_domain).drop("_r").sort("id")
+    pool, spare = hold_out(df, reserve, per_domain, seed)
     home.mkdir(parents=True, exist_ok=True)
     settings = Settings(home=home)
     path = home / "pool.jsonl"
@@ -115,8 +107,8 @@ def build_split(
             rows = spare.filter(pl.col("domain") == d)  # fit first, then held: disjoint
             nf, nh = _counts(t.shares, n_fit)[d], _counts(t.shares, n_held)[d]
             parts.append((rows.head(nf), rows.slice(nf, nh)))
-        fit[t.name] = pl.concat([p[0] for p in parts]).drop("_r")
-        held[t.name] = pl.concat([p[1] for p in parts]).drop("_r")
+        fit[t.name] = pl.concat([p[0] for p in parts])
+        held[t.name] = pl.concat([p[1] for p in parts])
         for part, frame in (("fit", fit[t.name]), ("held", held[t.name])):
             p = home / f"{t.name}-{part}.jsonl"
             frame.write_ndjson(p)
