@@ -67,6 +67,8 @@ class JobRow(Base):
     kind: Mapped[str] = mapped_column(String(32), index=True)
     status: Mapped[str] = mapped_column(String(16), index=True)  # queued|running|succeeded|failed|cancelled
     params: Mapped[dict] = mapped_column(JSON, default=dict)
+    # sha256 of the canonical params: finds an identical job by index, not by scanning (null on older rows)
+    params_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     stage: Mapped[str | None] = mapped_column(String(64), nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)

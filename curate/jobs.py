@@ -21,6 +21,7 @@ from curate.catalog import JobRow, utcnow
 from curate.config import Settings
 from curate.errors import ConflictError, NotFoundError
 from curate.io import sweep_leftovers
+from curate.records import canonical_json, sha256_hex
 
 log = logging.getLogger("curate.jobs")
 
@@ -64,11 +65,32 @@ def to_dict(row: JobRow) -> dict:
     }
 
 
+def params_key(params: dict) -> str:
+    return sha256_hex(canonical_json(params))
+
+
 def submit(settings: Settings, kind: str, params: dict) -> JobRow:
-    row = JobRow(id=uuid.uuid4().hex, kind=kind, status="queued", params=params, progress=0.0, stage="queued")
+    row = JobRow(
+        id=uuid.uuid4().hex, kind=kind, status="queued", params=params, params_key=params_key(params),
+        progress=0.0, stage="queued",
+    )  # fmt: skip
     with catalog.session(settings) as db:
         db.add(row)
     return row
+
+
+def find_identical(settings: Settings, kind: str, params: dict, statuses: tuple[str, ...]) -> JobRow | None:
+    """The newest job of ``kind`` with exactly these params in one of ``statuses``, by index: a GET that
+    would start work reuses it however many jobs came since (jobs from before the key existed are
+    not found, and are at worst run once more)."""
+    query = (
+        select(JobRow)
+        .where(JobRow.kind == kind, JobRow.params_key == params_key(params), JobRow.status.in_(statuses))
+        .order_by(JobRow.created_at.desc(), JobRow.id)
+        .limit(1)
+    )
+    with catalog.session(settings) as db:
+        return db.scalars(query).first()
 
 
 def get(settings: Settings, job_id: str) -> JobRow:

@@ -129,3 +129,22 @@ def test_restart_sweeps_what_killed_writers_left_and_nothing_else(settings):
 def _touch(path):
     path.write_text("x")
     return path
+
+
+def test_find_identical_by_key_however_many_jobs_came_since(settings):
+    """The eval route's GET reuses an identical job by its params key; it used to scan the newest
+    1000 jobs and queue a duplicate once more had come."""
+    spec = {"manifest": "m" * 64, "target": None, "eval": {"order": 3, "random_seeds": 8}}
+    first = jobs.submit(settings, "eval", spec)
+    filler = [
+        JobRow(id=f"{i:032x}", kind="eval", status="succeeded", params={"n": i}, params_key=jobs.params_key({"n": i}))
+        for i in range(1500)
+    ]
+    with catalog.session(settings) as db:
+        db.add_all(filler)
+    same = {"eval": {"random_seeds": 8, "order": 3}, "target": None, "manifest": "m" * 64}  # key order does not matter
+    assert jobs.find_identical(settings, "eval", same, ("queued", "running", "succeeded")).id == first.id
+    assert jobs.find_identical(settings, "eval", {**spec, "target": "t"}, ("queued",)) is None
+    assert jobs.find_identical(settings, "ingest", spec, ("queued",)) is None  # another kind
+    jobs.cancel(settings, first.id)
+    assert jobs.find_identical(settings, "eval", spec, ("queued", "running", "succeeded")) is None

@@ -52,11 +52,7 @@ def manifest_eval(
         "target": request_target(settings, query.target),
         "eval": EvalParams(**query.model_dump(exclude={"target"})).model_dump(mode="json"),
     }
-    for row in jobs.list_jobs(settings, kind="eval", limit=1000):
-        if row.status in REUSABLE and row.params == spec:
-            job = jobs.to_dict(row)
-            break
-    else:
-        job = jobs.to_dict(jobs.submit(settings, "eval", spec))
+    row = jobs.find_identical(settings, "eval", spec, REUSABLE) or jobs.submit(settings, "eval", spec)
+    job = jobs.to_dict(row)
     status = 200 if job["status"] == "succeeded" else 202
     return JSONResponse(job, status_code=status, headers={"Location": f"/v1/jobs/{job['id']}"})
