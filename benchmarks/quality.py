@@ -82,8 +82,7 @@ def dsir_section(work: Path, seeds: list[int], budgets: list[int], per_domain: i
 
 
 def targeted_section(work: Path, seeds: list[int], per_domain: int, n_fit: int, n_held: int) -> dict:
-    from curate.select import run_selection
-    from tests.tarot_realtext import TARGETS, Scorer, build_split, run_methods, selected_rows
+    from tests.tarot_realtext import TARGETS, build_split, run_methods
 
     rows = []
     for seed in seeds:
@@ -91,12 +90,8 @@ def targeted_section(work: Path, seeds: list[int], per_domain: int, n_fit: int, 
                             n_held=n_held, corpus_seed=0)  # fmt: skip
         for target in TARGETS:
             for budget in (2 * n_fit, 4 * n_fit):
-                res = run_methods(split, target, budget, seed)
-                sc = Scorer(split, target)
-                for selector in UNTARGETED[:-1]:  # random is in run_methods
-                    doc = run_selection(split.settings, pool=split.pool, selector=selector, budget=budget, seed=seed)
-                    res["methods"][selector] = sc.score(*selected_rows(split, doc))
-                res["methods"]["mirror"] = {"label_tv": sc.label_tv(res["ceiling_shares"])}
+                res = run_methods(split, target, budget, seed, untargeted=UNTARGETED[:-1])  # random is in it
+                res["methods"]["mirror"] = {"label_tv": res["ceiling_label_tv"]}
                 rows.append({"seed": seed, "target": target.name, "budget": budget, **res})
     return {"rows": rows, "summary": summarise(rows, ("target", "budget"))}
 

@@ -17,7 +17,6 @@ Also: precision (share of the selection in the target's sections) and mean token
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
+
+from curate.metrics import kl_reduction
 
 NEUTRAL_BUCKETS = 10_000
 _KEY = b"curate-neutral-kl"  # any key other than the selectors' hashes: an independent bucket map
@@ -60,12 +61,6 @@ def neutral_counts(texts: list[str], buckets: int = NEUTRAL_BUCKETS) -> sp.csr_m
             cols.append(b)
     data = np.ones(len(rows), np.float64)
     return sp.csr_matrix((data, (rows, cols)), shape=(len(texts), buckets))
-
-
-def kl_reduction(target: np.ndarray, raw: np.ndarray, selected: np.ndarray) -> float:
-    from curate.metrics import kl_reduction as klr
-
-    return float(klr(target, raw, selected))
 
 
 @dataclass
@@ -170,7 +165,7 @@ class Scorer:
         out = {}
         for space, counts in self.counts.items():
             sel = np.asarray(counts[rows].sum(0)).ravel()
-            out[f"kl_{space}"] = round(kl_reduction(self.tgt[space], self.raw[space], sel), 5)
+            out[f"kl_{space}"] = round(float(kl_reduction(self.tgt[space], self.raw[space], sel)), 5)
         out["precision"] = round(float(np.isin(self.domains[rows], list(self.target.shares)).mean()), 4)
         out["mean_ngrams"] = round(float(self.n_grams[rows].mean()), 2)
         return out
@@ -189,6 +184,3 @@ def run_methods(split: Split, target: Target, budget: int, seed: int, variants: 
     draws = [sc.score(np.sort(rng.choice(split.pool.height, budget, replace=False))) for _ in range(randoms)]
     out["random"] = {k: round(float(np.mean([d[k] for d in draws])), 5) for k in draws[0]}
     return out
-
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")

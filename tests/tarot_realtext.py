@@ -182,12 +182,18 @@ class Scorer:
 
 
 def run_methods(
-    split: Split, target: Target, budget: int, seed: int, tarot_variants: dict[str, dict] | None = None
+    split: Split,
+    target: Target,
+    budget: int,
+    seed: int,
+    tarot_variants: dict[str, dict] | None = None,
+    untargeted: tuple[str, ...] = (),
 ) -> dict:
-    """tarot (and ``tarot_variants``: name → params), random, dsir and top-k NN (raw and whitened)
-    at ``budget``, each scored by :class:`Scorer`."""
+    """tarot (and ``tarot_variants``: name → params), random, dsir, top-k NN (raw and whitened) and
+    the ``untargeted`` selectors (run without the target) at ``budget``, each scored by one :class:`Scorer`."""
     from curate.algorithms.transport import ot_distance
     from curate.select import run_selection
+    from curate.selectors import get_selector
     from tests.multidomain import nn_max_sim  # top-k: the k candidates most similar to any one target example
 
     sc = Scorer(split, target)
@@ -196,7 +202,7 @@ def run_methods(
     def run(selector: str, params: dict | None = None) -> dict:
         doc = run_selection(
             split.settings, pool=split.pool, selector=selector, budget=budget, seed=seed,
-            target=fit_pool if selector != "random" else None, params=params,
+            target=fit_pool if get_selector(selector).uses_target else None, params=params,
         )  # fmt: skip
         return sc.score(*selected_rows(split, doc))
 
@@ -204,8 +210,13 @@ def run_methods(
     for name, params in (tarot_variants or {}).items():
         out[name] = run("tarot", {"estimate_ratio": False, **params})
     out["random"] = run("random")
+    for selector in untargeted:
+        out[selector] = run(selector)
     out["dsir"] = run("dsir")
     out["top_k_nn"] = sc.score(nn_max_sim(sc.raw, sc.fit_raw, budget))
     out["top_k_nn_whitened"] = sc.score(nn_max_sim(sc.cand, sc.fit, budget))
     floor = round(ot_distance(sc.fit, sc.held, "emd"), 6)  # the fit target itself: "as close as it gets"
-    return {"ceiling_shares": sc.ceiling(), "fit_target_ot": floor, "methods": out}
+    ceiling = sc.ceiling()
+    return {
+        "ceiling_shares": ceiling, "ceiling_label_tv": sc.label_tv(ceiling), "fit_target_ot": floor, "methods": out,
+    }  # fmt: skip

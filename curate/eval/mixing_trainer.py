@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from curate.client.mixing import MixingSession
 from curate.eval.params import EvalParams
-from curate.eval.tokenize import Vocab
-from curate.eval.torch_lm import token_nll
+from curate.eval.tokenize import Vocab, framed
+from curate.eval.torch_lm import pad_rows, token_nll
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 _SPECIAL = 4
@@ -73,17 +73,8 @@ class TokenMap:
     def encode(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(ids, attention mask), each text as ``[BOS] tokens [EOS]``, right-padded; no loop per text."""
         ids, offsets = self.wordpiece.encode(list(texts))
-        ids = self.table[ids]
-        n = len(offsets) - 1
-        lengths = np.diff(offsets) + 2
-        out = np.full((n, int(lengths.max()) if n else 2), PAD, np.int64)
-        row = np.repeat(np.arange(n), lengths - 2)
-        col = np.arange(len(ids)) - offsets[:-1][row] + 1
-        out[row, col] = ids
-        out[:, 0] = BOS
-        out[np.arange(n), lengths - 1] = EOS
-        mask = (np.arange(out.shape[1])[None, :] < lengths[:, None]).astype(np.int64)
-        return out, mask
+        tokens, _, _ = framed(self.table[ids], offsets, 1, BOS, EOS)
+        return pad_rows(tokens, np.diff(offsets) + 2)  # pads with 0 = PAD
 
 
 class ProxyTrainer:

@@ -37,16 +37,20 @@ def build_model(vocab_size: int, params: EvalParams, context: int, seed: int):
     return GPT2LMHeadModel(config)
 
 
+def pad_rows(flat: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, mask) arrays: row i holds the next ``lengths[i]`` values of ``flat``, right-padded with 0."""
+    width = int(lengths.max()) if len(lengths) else 0
+    mask = np.arange(width)[None, :] < np.asarray(lengths)[:, None]
+    ids = np.zeros(mask.shape, np.int64)
+    ids[mask] = flat  # row-major: each row's values in order
+    return ids, mask.astype(np.int64)
+
+
 def padded(sequences: list[np.ndarray]):
     """(input ids, attention mask) tensors for variable-length sequences, right-padded with 0."""
     import torch
 
-    width = max(len(s) for s in sequences)
-    ids = np.zeros((len(sequences), width), np.int64)
-    mask = np.zeros((len(sequences), width), np.int64)
-    for i, s in enumerate(sequences):
-        ids[i, : len(s)] = s
-        mask[i, : len(s)] = 1
+    ids, mask = pad_rows(np.concatenate(sequences), np.array([len(s) for s in sequences]))
     return torch.from_numpy(ids), torch.from_numpy(mask)
 
 

@@ -55,7 +55,6 @@ def map_units(task: Task, units: Sequence[Any], threads: int | None = None) -> I
     if not isinstance(executor, LocalExecutor) or workers < 2 or len(units) < 2:
         yield from executor.map(task, units)
         return
-    retain_freed_memory()
     task.setup()
     with ThreadPoolExecutor(workers, thread_name_prefix="curate-unit") as pool:
         pending = [pool.submit(task, u) for u in units[:workers]]
